@@ -1,0 +1,108 @@
+//! The two status headers every RETR/TOP answer starts with, and removal of
+//! forged copies that arrived in the mail.
+
+/// Name of the encryption status header.
+pub const ENCRYPTION: &str = "X-Popcrypt-Encryption";
+/// Name of the signature status header.
+pub const SIGNATURE: &str = "X-Popcrypt-Signature";
+
+/// What popcrypt did with one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Value of `X-Popcrypt-Encryption`.
+    pub encryption: String,
+    /// Value of `X-Popcrypt-Signature`.
+    pub signature: String,
+}
+
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            encryption: "none".into(),
+            signature: "none".into(),
+        }
+    }
+}
+
+impl Report {
+    /// The two header lines, CRLF-terminated. Values are kept to one line.
+    pub fn header_lines(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96);
+        for (name, value) in [(ENCRYPTION, &self.encryption), (SIGNATURE, &self.signature)] {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend(
+                value
+                    .bytes()
+                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            );
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+}
+
+/// Whether a header line starts a field named `X-Popcrypt-*`.
+fn is_status_field(line: &[u8]) -> bool {
+    line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"x-popcrypt-")
+}
+
+/// Remove every `X-Popcrypt-*` field (with its folded continuation lines)
+/// from a header block. Other bytes are kept exactly.
+pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(header_block.len());
+    let mut dropping = false;
+    let mut rest = header_block;
+    while !rest.is_empty() {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        let continuation = line[0] == b' ' || line[0] == b'\t';
+        if !continuation {
+            dropping = is_status_field(line);
+        }
+        if !dropping {
+            out.extend_from_slice(line);
+        }
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Status headers first, then the header block without forged copies.
+pub fn annotate_header_block(header_block: &[u8], report: &Report) -> Vec<u8> {
+    let mut out = report.header_lines();
+    out.extend_from_slice(&strip_status_headers(header_block));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forged_headers_are_removed_with_continuations() {
+        let block = b"From: a@b\r\nX-Popcrypt-Signature: openpgp; good;\r\n signer=evil\r\nx-POPCRYPT-encryption: none\r\nSubject: hi\r\n\tthere\r\n";
+        assert_eq!(
+            strip_status_headers(block),
+            b"From: a@b\r\nSubject: hi\r\n\tthere\r\n"
+        );
+        let out = annotate_header_block(block, &Report::default());
+        assert_eq!(
+            out,
+            b"X-Popcrypt-Encryption: none\r\nX-Popcrypt-Signature: none\r\nFrom: a@b\r\nSubject: hi\r\n\tthere\r\n"
+        );
+    }
+
+    #[test]
+    fn header_values_cannot_inject_lines() {
+        let r = Report {
+            encryption: "openpgp; failed (a\r\nX-Evil: 1)".into(),
+            signature: "none".into(),
+        };
+        let lines = r.header_lines();
+        assert_eq!(lines.iter().filter(|&&b| b == b'\n').count(), 2);
+    }
+}

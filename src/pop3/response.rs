@@ -1,0 +1,127 @@
+//! Server responses: status lines, SASL continuations and the multi-line
+//! framing (dot-stuffing, RFC 1939 §3).
+
+/// What kind of first line the server sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Err,
+    /// `+ ` SASL continuation (RFC 5034).
+    Continue,
+}
+
+/// Classify a status line (terminator removed). `None`: not a status line.
+pub fn status(line: &[u8]) -> Option<Status> {
+    if line.starts_with(b"+OK") && (line.len() == 3 || line[3] == b' ') {
+        Some(Status::Ok)
+    } else if line.starts_with(b"-ERR") && (line.len() == 4 || line[4] == b' ') {
+        Some(Status::Err)
+    } else if line == b"+" || line.starts_with(b"+ ") {
+        Some(Status::Continue)
+    } else {
+        None
+    }
+}
+
+/// The text after the status keyword, if any.
+pub fn status_text(line: &[u8]) -> &[u8] {
+    match line.iter().position(|&b| b == b' ') {
+        Some(i) => &line[i + 1..],
+        None => b"",
+    }
+}
+
+/// One line of a multi-line response, as received.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DataLine<'a> {
+    /// Content with the stuffed dot removed.
+    Content(&'a [u8]),
+    /// The terminating ".".
+    End,
+}
+
+/// Undo dot-stuffing for one received line of a multi-line response.
+pub fn unstuff(line: &[u8]) -> DataLine<'_> {
+    if line == b"." {
+        DataLine::End
+    } else if let Some(rest) = line.strip_prefix(b".") {
+        DataLine::Content(rest)
+    } else {
+        DataLine::Content(line)
+    }
+}
+
+/// Append one content line, dot-stuffed and CRLF-terminated.
+pub fn stuff_line(out: &mut Vec<u8>, content: &[u8]) {
+    if content.first() == Some(&b'.') {
+        out.push(b'.');
+    }
+    out.extend_from_slice(content);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The terminator of a multi-line response.
+pub const TERMINATOR: &[u8] = b".\r\n";
+
+/// Split a message into lines (LF or CRLF; a lone CR stays content) and
+/// append them dot-stuffed, without the terminator. A final line without a
+/// line break is completed with CRLF.
+pub fn stuff_message(out: &mut Vec<u8>, message: &[u8]) {
+    out.reserve(message.len() + message.len() / 32 + 16);
+    let mut rest = message;
+    while !rest.is_empty() {
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        stuff_line(out, line);
+        rest = next;
+    }
+}
+
+/// Write a status line with CRLF.
+pub fn status_line(ok: bool, text: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(text.len() + 7);
+    v.extend_from_slice(if ok { b"+OK" } else { b"-ERR" });
+    if !text.is_empty() {
+        v.push(b' ');
+        v.extend_from_slice(text.as_bytes());
+    }
+    v.extend_from_slice(b"\r\n");
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(status(b"+OK"), Some(Status::Ok));
+        assert_eq!(status(b"+OK 2 320"), Some(Status::Ok));
+        assert_eq!(status(b"-ERR [IN-USE] locked"), Some(Status::Err));
+        assert_eq!(status(b"+ "), Some(Status::Continue));
+        assert_eq!(status(b"+ VXNlcm5hbWU6"), Some(Status::Continue));
+        assert_eq!(status(b"+"), Some(Status::Continue));
+        assert_eq!(status(b"+OKAY"), None);
+        assert_eq!(status(b"garbage"), None);
+        assert_eq!(status(b""), None);
+        assert_eq!(status_text(b"-ERR [AUTH] bad"), b"[AUTH] bad");
+    }
+
+    #[test]
+    fn dot_stuffing_round_trip() {
+        assert_eq!(unstuff(b"."), DataLine::End);
+        assert_eq!(unstuff(b".."), DataLine::Content(b"."));
+        assert_eq!(unstuff(b"..foo"), DataLine::Content(b".foo"));
+        assert_eq!(unstuff(b"foo"), DataLine::Content(b"foo"));
+        let mut out = Vec::new();
+        stuff_message(&mut out, b"a\r\n.\r\n..x\nlast");
+        assert_eq!(out, b"a\r\n..\r\n...x\r\nlast\r\n");
+        let mut out = Vec::new();
+        stuff_message(&mut out, b"");
+        assert!(out.is_empty());
+        assert_eq!(status_line(false, "x"), b"-ERR x\r\n");
+    }
+}
