@@ -1089,9 +1089,11 @@ mod tests {
 
     #[test]
     fn garbage_and_oversize_lines_close_cleanly() {
-        let mut limits = EngineLimits::default();
-        limits.max_response_line = 16;
-        limits.max_command_line = 16;
+        let limits = EngineLimits {
+            max_response_line: 16,
+            max_command_line: 16,
+            ..Default::default()
+        };
         let run = script(
             b"USER a\r\n",
             b"HTTP/1.1 400 Bad Request\r\n",
@@ -1129,8 +1131,10 @@ mod tests {
 
     #[test]
     fn oversize_transform_falls_back_to_streaming_without_loss() {
-        let mut limits = EngineLimits::default();
-        limits.max_message_size = 40;
+        let limits = EngineLimits {
+            max_message_size: 40,
+            ..Default::default()
+        };
         let body: Vec<u8> = (0..10)
             .flat_map(|i| format!("line {i}\r\n").into_bytes())
             .collect();
@@ -1162,8 +1166,10 @@ mod tests {
 
     #[test]
     fn forged_status_headers_after_header_limit_are_dropped() {
-        let mut limits = EngineLimits::default();
-        limits.max_header_block = 20;
+        let limits = EngineLimits {
+            max_header_block: 20,
+            ..Default::default()
+        };
         let server = b"+OK\r\n+OK\r\n+OK\r\nA: 0123456789\r\nB: 0123456789\r\nX-Popcrypt-Signature: good\r\n folded\r\nC: d\r\n\r\nX-Popcrypt-Body: stays\r\n.\r\n";
         let run = script(b"USER a\r\nPASS b\r\nRETR 1\r\n", server, 4, limits);
         let out = String::from_utf8_lossy(&run.to_client);
