@@ -2,5 +2,25 @@
 //! TOP, decrypts and verifies OpenPGP and S/MIME mail for legacy clients.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod config;
+pub mod demo;
 pub mod message;
 pub mod pop3;
+pub mod proxy;
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,1 +1,92 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use popcrypt::cli::{Cli, Command};
+use popcrypt::config::{Config, FileConfig, LogFormat};
+use popcrypt::message::Transformer;
+use popcrypt::proxy::{Context, Proxy};
+
+fn init_logging(format: LogFormat, filter: Option<&str>) {
+    let filter = match filter {
+        Some(f) => tracing_subscriber::EnvFilter::new(f),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("popcrypt: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            let file = match &args.config {
+                Some(p) => match Config::read_file(p) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        eprintln!("popcrypt: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => FileConfig::default(),
+            };
+            let format = cli
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text);
+            init_logging(format, cli.log.as_deref());
+            let config = match Config::from_file_config(args.merge(file)) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("popcrypt: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            runtime.block_on(serve(config))
+        }
+        Command::Demo(args) => {
+            init_logging(
+                cli.log_format.unwrap_or(LogFormat::Text),
+                cli.log.as_deref().or(Some("warn")),
+            );
+            runtime.block_on(popcrypt::demo::run(args.listen, args.once))
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let transformer = Transformer::new();
+    let ctx = match Context::new(config, transformer) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("popcrypt: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let proxy = match Proxy::bind(ctx.clone()).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("popcrypt: cannot listen on {}: {e}", ctx.config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = proxy
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(listen = %addr, upstream = %format!("{}:{}", ctx.config.upstream_host, ctx.config.upstream_port), tls = ?ctx.config.upstream_tls, "popcrypt listening");
+    proxy.run(popcrypt::shutdown_signal()).await;
+    ExitCode::SUCCESS
+}

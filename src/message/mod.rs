@@ -66,6 +66,10 @@ impl MessageHook for Transformer {
         }
         report::annotate_header_block(header_block, &report)
     }
+
+    fn size_overhead(&self) -> u64 {
+        Report::default().header_lines().len() as u64
+    }
 }
 
 #[cfg(test)]

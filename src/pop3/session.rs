@@ -58,6 +58,9 @@ pub trait MessageHook: Send + Sync {
     /// status headers first, forged status headers removed. `note` explains
     /// why a message that needed a transform was not transformed.
     fn stream_headers(&self, header_block: &[u8], note: Option<&str>) -> Vec<u8>;
+    /// Octets every delivered message gains (the status headers), added to
+    /// the sizes STAT and LIST report.
+    fn size_overhead(&self) -> u64;
 }
 
 /// What the I/O layer must do besides moving bytes.
@@ -485,7 +488,17 @@ impl Engine {
                     (Command::Rset, true) => self.highest_retrieved = 0,
                     _ => {}
                 }
-                self.relay_line(line);
+                match (&cmd, ok) {
+                    (Command::Stat, true) => {
+                        let l = adjust_sizes(line, 2, 2, self.hook.size_overhead());
+                        self.relay_line(&l)
+                    }
+                    (Command::List(Some(_)), true) => {
+                        let l = adjust_sizes(line, 2, 0, self.hook.size_overhead());
+                        self.relay_line(&l)
+                    }
+                    _ => self.relay_line(line),
+                }
                 if cmd == Command::Quit {
                     self.close(CloseReason::Quit);
                 }
@@ -522,7 +535,12 @@ impl Engine {
                     self.relay_line(line);
                     return (st == Status::Ok).then_some(Pending::Multi(cmd));
                 }
-                self.relay_line(line);
+                if matches!(cmd, Command::List(None)) && line != b"." {
+                    let l = adjust_sizes(line, 1, 0, self.hook.size_overhead());
+                    self.relay_line(&l);
+                } else {
+                    self.relay_line(line);
+                }
                 (line != b".").then_some(Pending::Multi(cmd))
             }
             Pending::Capa(mut lines) => {
@@ -845,6 +863,32 @@ pub fn top_lines(message: &[u8], n: u32) -> &[u8] {
     message
 }
 
+/// Add `per_message * overhead` to the size in whitespace-separated field
+/// `field` of a STAT/LIST line; `count_field` (if non-zero) names the field
+/// holding the message count (STAT). Lines that do not parse pass unchanged.
+fn adjust_sizes(line: &[u8], field: usize, count_field: usize, overhead: u64) -> Vec<u8> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(_) => return line.to_vec(),
+    };
+    let parts: Vec<&str> = text.splitn(field + 2, ' ').collect();
+    let count: u64 = if count_field == 0 {
+        1
+    } else {
+        match parts.get(count_field - 1).and_then(|c| c.parse().ok()) {
+            Some(c) => c,
+            None => return line.to_vec(),
+        }
+    };
+    let Some(size) = parts.get(field).and_then(|s| s.parse::<u64>().ok()) else {
+        return line.to_vec();
+    };
+    let new = size.saturating_add(count.saturating_mul(overhead));
+    let mut out: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+    out[field] = new.to_string();
+    out.join(" ").into_bytes()
+}
+
 /// Capabilities popcrypt passes on, and how.
 fn capa_response(upstream: &[Vec<u8>], implementation: &str) -> Vec<u8> {
     let mut out = b"+OK Capability list follows\r\n".to_vec();
@@ -899,6 +943,9 @@ mod tests {
             let mut v = format!("X-S: {}\r\n", note.unwrap_or("n")).into_bytes();
             v.extend_from_slice(block);
             v
+        }
+        fn size_overhead(&self) -> u64 {
+            8
         }
     }
 
@@ -971,8 +1018,8 @@ mod tests {
     #[test]
     fn login_stat_list_retr_dele_quit_pipelined() {
         let client = b"USER bob\r\nPASS pw with space\r\nSTAT\r\nLIST\r\nLIST 1\r\nUIDL\r\nRETR 1\r\nDELE 1\r\nNOOP\r\nRSET\r\nQUIT\r\n";
-        let server = b"+OK\r\n+OK Logged in.\r\n+OK 1 40\r\n+OK 1 messages\r\n1 40\r\n.\r\n+OK 1 40\r\n+OK\r\n1 abc\r\n.\r\n+OK 40 octets\r\nSubject: a\r\n\r\n..leading dot\r\n..\r\nbare\r\n.\r\n+OK Marked to be deleted.\r\n+OK\r\n+OK\r\n+OK Logging out.\r\n";
-        let want_client = b"+OK POP3 ready <1.2@host>\r\n+OK\r\n+OK Logged in.\r\n+OK 1 40\r\n+OK 1 messages\r\n1 40\r\n.\r\n+OK 1 40\r\n+OK\r\n1 abc\r\n.\r\n+OK 40 octets\r\nX-S: n\r\nSubject: a\r\n\r\n..leading dot\r\n..\r\nbare\r\n.\r\n+OK Marked to be deleted.\r\n+OK\r\n+OK\r\n+OK Logging out.\r\n";
+        let server = b"+OK\r\n+OK Logged in.\r\n+OK 2 40\r\n+OK 1 messages\r\n1 40\r\n.\r\n+OK 1 40\r\n+OK\r\n1 abc\r\n.\r\n+OK 40 octets\r\nSubject: a\r\n\r\n..leading dot\r\n..\r\nbare\r\n.\r\n+OK Marked to be deleted.\r\n+OK\r\n+OK\r\n+OK Logging out.\r\n";
+        let want_client = b"+OK POP3 ready <1.2@host>\r\n+OK\r\n+OK Logged in.\r\n+OK 2 56\r\n+OK 1 messages\r\n1 48\r\n.\r\n+OK 1 48\r\n+OK\r\n1 abc\r\n.\r\n+OK 40 octets\r\nX-S: n\r\nSubject: a\r\n\r\n..leading dot\r\n..\r\nbare\r\n.\r\n+OK Marked to be deleted.\r\n+OK\r\n+OK\r\n+OK Logging out.\r\n";
         let want_upstream = b"USER bob\r\nPASS pw with space\r\nSTAT\r\nLIST\r\nLIST 1\r\nUIDL\r\nRETR 1\r\nDELE 1\r\nNOOP\r\nRSET\r\nQUIT\r\n";
         every_chunking(client, server, want_client, want_upstream);
         let run = script(client, server, 7, EngineLimits::default());

@@ -340,10 +340,10 @@ fn rc_quote(s: &str) -> String {
 
 /// Run fetchmail once against `host_name:port` (the name must match the
 /// server certificate for TLS modes, e.g. `"localhost"`). Uses a private rc
-/// file (0600) and `HOME`/`FETCHMAILHOME` in a fresh temp dir, `--nosyslog`,
-/// `fetchall`, `no rewrite`, `no stripcr`, and an MDA writing each message to
-/// its own numbered file. `keep = false` makes fetchmail DELE what it
-/// fetched. Modes:
+/// file (0600), `HOME`/`FETCHMAILHOME` and pid/lock and id files in a fresh
+/// temp dir, `--nosyslog`, `fetchall`, `no rewrite`, `no stripcr`, and an MDA
+/// writing each message to its own numbered file. `keep = false` makes
+/// fetchmail DELE what it fetched. Modes:
 /// * `Plain`: `sslproto ''` — never STLS (fetchmail 6.4 otherwise tries STLS
 ///   opportunistically when the server advertises it);
 /// * `Implicit`: `ssl sslcertck sslcertfile CA`;
@@ -389,7 +389,7 @@ pub fn fetchmail_run(
         ),
     };
     let rc = format!(
-        "set no syslog\nset no bouncemail\n\
+        "set no syslog\nset no bouncemail\nset pidfile {pidfile}\nset idfile {idfile}\n\
          poll {host} protocol pop3 port {port} auth password timeout 30\n  \
          user {user} there with password {pass}\n  \
          options {keep} fetchall no rewrite no stripcr {tls_opts}\n  \
@@ -399,6 +399,11 @@ pub fn fetchmail_run(
         pass = rc_quote(pass),
         keep = if keep { "keep" } else { "no keep" },
         mda = rc_quote(&mda.display().to_string()),
+        // As root fetchmail locks /var/run/fetchmail.pid regardless of
+        // FETCHMAILHOME, which makes parallel runs fail ("another
+        // foreground fetchmail is running"): keep the lock private.
+        pidfile = rc_quote(&root.join("fetchmail.pid").display().to_string()),
+        idfile = rc_quote(&root.join("fetchids").display().to_string()),
     );
     let rc_path = root.join("fetchmailrc");
     let mut f = fs::OpenOptions::new()

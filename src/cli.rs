@@ -1,0 +1,130 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{FileConfig, LogFormat, SignaturePolicy, UpstreamTls};
+
+/// popcrypt: plain POP3 in, verified TLS out; decrypts and verifies
+/// OpenPGP and S/MIME mail on the way.
+#[derive(Debug, Parser)]
+#[command(name = "popcrypt", version, about)]
+pub struct Cli {
+    /// Log format: human-readable text or JSON lines.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter (tracing syntax), e.g. "info" or "popcrypt=debug". Also RUST_LOG.
+    #[arg(long, global = true)]
+    pub log: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the proxy in front of a real POP3 server.
+    Serve(ServeArgs),
+    /// Start a built-in demo server and the proxy in front of it, fetch the
+    /// demo mailbox once, then keep serving for a real mail client.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for plain POP3 (default 127.0.0.1:1110).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The real POP3 server, HOST:PORT.
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// TLS to the server: implicit (995), starttls (110 + STLS), or none
+    /// (loopback test servers only).
+    #[arg(long, value_enum)]
+    pub upstream_tls: Option<UpstreamTls>,
+    /// Extra CA certificates (PEM) to trust for the server.
+    #[arg(long)]
+    pub upstream_ca: Option<PathBuf>,
+    /// Name to verify in the server certificate (default: the upstream host).
+    #[arg(long)]
+    pub upstream_server_name: Option<String>,
+    /// Client certificate (PEM chain) for mutual TLS to the server.
+    #[arg(long)]
+    pub upstream_client_cert: Option<PathBuf>,
+    /// Private key (PEM) for --upstream-client-cert.
+    #[arg(long)]
+    pub upstream_client_key: Option<PathBuf>,
+    /// Do not trust the system's CA store, only --upstream-ca.
+    #[arg(long)]
+    pub no_system_roots: bool,
+    /// Keys directory (openpgp/, smime/, trust/).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// What to do with messages whose signature is not good.
+    #[arg(long, value_enum)]
+    pub signature_policy: Option<SignaturePolicy>,
+    /// Allow listening on a non-loopback address although clients send
+    /// passwords in plain text to popcrypt.
+    #[arg(long)]
+    pub allow_plaintext_non_loopback: bool,
+    /// Maximum concurrent sessions.
+    #[arg(long)]
+    pub max_sessions: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where the proxy listens for your mail client.
+    #[arg(long, default_value = "127.0.0.1:1110")]
+    pub listen: SocketAddr,
+    /// Fetch once and exit instead of serving on.
+    #[arg(long)]
+    pub once: bool,
+}
+
+impl ServeArgs {
+    /// Apply the flags on top of the file configuration.
+    pub fn merge(&self, mut f: FileConfig) -> FileConfig {
+        if let Some(v) = &self.listen {
+            f.listen = Some(v.clone());
+        }
+        if let Some(v) = &self.upstream {
+            f.upstream = Some(v.clone());
+        }
+        if let Some(v) = self.upstream_tls {
+            f.upstream_tls = Some(v);
+        }
+        if let Some(v) = &self.upstream_ca {
+            f.upstream_ca = Some(v.clone());
+        }
+        if let Some(v) = &self.upstream_server_name {
+            f.upstream_server_name = Some(v.clone());
+        }
+        if let Some(v) = &self.upstream_client_cert {
+            f.upstream_client_cert = Some(v.clone());
+        }
+        if let Some(v) = &self.upstream_client_key {
+            f.upstream_client_key = Some(v.clone());
+        }
+        if self.no_system_roots {
+            f.use_system_roots = Some(false);
+        }
+        if let Some(v) = &self.keys {
+            f.keys = Some(v.clone());
+        }
+        if let Some(v) = self.signature_policy {
+            f.signature_policy = Some(v);
+        }
+        if self.allow_plaintext_non_loopback {
+            f.allow_plaintext_non_loopback = Some(true);
+        }
+        if let Some(v) = self.max_sessions {
+            f.limits.max_sessions = v;
+        }
+        f
+    }
+}

@@ -1,0 +1,150 @@
+//! One client session: the I/O around the relay engine.
+
+use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::sleep;
+
+use super::upstream::{self, write_all, Stream};
+use super::Context;
+use crate::config::secs;
+use crate::message::{annotate_message, Report};
+use crate::pop3::session::{CloseReason, Engine, Event, MessageHook};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serve one client until QUIT, disconnect, timeout or shutdown.
+pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+    let _ = client.set_nodelay(true);
+    let cfg = &ctx.config;
+    let write_limit = secs(cfg.timeouts.write);
+    let connected = tokio::select! {
+        r = upstream::connect(cfg, &ctx.tls) => r,
+        _ = shutdown.changed() => return,
+    };
+    let (mut server, greeting) = match connected {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "upstream unavailable; client told, nothing sent upstream");
+            let line = format!("-ERR [SYS/TEMP] popcrypt: {e}\r\n");
+            let _ = write_all(&mut client, line.as_bytes(), write_limit).await;
+            return;
+        }
+    };
+    tracing::info!("upstream connected");
+    let hook: Arc<dyn MessageHook> = ctx.transformer.clone();
+    let mut engine = Engine::new(cfg.engine_limits(), hook);
+    engine.greeting(&greeting);
+    let reason = relay(&mut engine, &mut client, &mut server, &ctx, &mut shutdown).await;
+    match &reason {
+        CloseReason::Quit => {
+            tracing::info!("session ended by QUIT; deletions committed by the server")
+        }
+        CloseReason::ClientGone => {
+            tracing::info!(
+                "client gone without QUIT; upstream closed without QUIT so deletions roll back"
+            )
+        }
+        CloseReason::Upstream(why) => {
+            tracing::warn!(why = %why, "session ended by the upstream side")
+        }
+        CloseReason::Client(why) => {
+            tracing::info!(why = %why, "session ended; upstream closed without QUIT so deletions roll back")
+        }
+    }
+    // Dropping the server stream closes it without QUIT unless the client
+    // sent one (which the engine forwarded).
+    drop(server);
+}
+
+async fn relay(
+    engine: &mut Engine,
+    client: &mut TcpStream,
+    server: &mut Box<dyn Stream>,
+    ctx: &Arc<Context>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> CloseReason {
+    let cfg = &ctx.config;
+    let write_limit = secs(cfg.timeouts.write);
+    let mut cbuf = vec![0u8; READ_CHUNK];
+    let mut sbuf = vec![0u8; READ_CHUNK];
+    let mut closing: Option<CloseReason> = None;
+    loop {
+        while let Some(ev) = engine.next_event() {
+            match ev {
+                Event::Transform(raw) => {
+                    let out = transform(ctx, raw).await;
+                    engine.transform_done(out);
+                }
+                Event::Close(r) => closing = Some(r),
+            }
+        }
+        let up = engine.take_upstream_output();
+        if !up.is_empty() {
+            if let Err(e) = write_all(server, &up, write_limit).await {
+                tracing::warn!(error = %e, "write to upstream failed");
+                engine.upstream_eof();
+                continue;
+            }
+        }
+        let down = engine.take_client_output();
+        if !down.is_empty() {
+            if let Err(e) = write_all(client, &down, write_limit).await {
+                tracing::info!(error = %e, "write to client failed");
+                return CloseReason::ClientGone;
+            }
+        }
+        if let Some(r) = closing.take() {
+            return r;
+        }
+        if engine.is_closed() {
+            continue;
+        }
+        let awaiting = engine.awaiting_upstream();
+        let wants_client = engine.wants_client_input();
+        tokio::select! {
+            r = client.read(&mut cbuf), if wants_client => match r {
+                Ok(0) | Err(_) => engine.client_eof(),
+                Ok(n) => engine.client_data(&cbuf[..n]),
+            },
+            r = server.read(&mut sbuf), if awaiting => match r {
+                Ok(0) => engine.upstream_eof(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "read from upstream failed");
+                    engine.upstream_eof();
+                }
+                Ok(n) => engine.upstream_data(&sbuf[..n]),
+            },
+            _ = sleep(secs(cfg.timeouts.upstream_response)), if awaiting => engine.upstream_timeout(),
+            _ = sleep(secs(cfg.timeouts.client_idle)), if !awaiting => {
+                tracing::info!("client idle timeout");
+                engine.abort("idle timeout, closing");
+            }
+            _ = shutdown.changed() => engine.abort("proxy shutting down"),
+        }
+    }
+}
+
+/// Run the message transform off the async threads. A failure inside it
+/// still delivers the original message.
+async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
+    let raw = Arc::new(raw);
+    let input = raw.clone();
+    let t = ctx.transformer.clone();
+    match tokio::task::spawn_blocking(move || t.transform(&input)).await {
+        Ok((out, report)) => {
+            tracing::info!(encryption = %report.encryption, signature = %report.signature, "message transformed");
+            out
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "message transform failed; delivering the original");
+            let report = Report {
+                encryption: "none; failed (internal error, original message delivered)".into(),
+                signature: "none".into(),
+            };
+            annotate_message(&raw, &report)
+        }
+    }
+}
