@@ -105,6 +105,10 @@ pub struct FileConfig {
     pub upstream_client_key: Option<PathBuf>,
     pub use_system_roots: Option<bool>,
     pub keys: Option<PathBuf>,
+    /// File whose first line is the passphrase for protected secret keys.
+    pub keys_passphrase_file: Option<PathBuf>,
+    /// Environment variable holding that passphrase.
+    pub keys_passphrase_env: Option<String>,
     pub signature_policy: Option<SignaturePolicy>,
     pub allow_plaintext_non_loopback: Option<bool>,
     pub log_format: Option<LogFormat>,
@@ -144,6 +148,7 @@ pub struct Config {
     pub upstream_client_cert: Option<PathBuf>,
     pub upstream_client_key: Option<PathBuf>,
     pub keys: Option<PathBuf>,
+    pub keys_passphrase: crate::keys::PassphraseSource,
     pub signature_policy: SignaturePolicy,
     pub allow_plaintext_non_loopback: bool,
     pub log_format: LogFormat,
@@ -236,6 +241,10 @@ impl Config {
             upstream_client_cert: f.upstream_client_cert,
             upstream_client_key: f.upstream_client_key,
             keys: f.keys,
+            keys_passphrase: crate::keys::PassphraseSource {
+                file: f.keys_passphrase_file,
+                env: f.keys_passphrase_env,
+            },
             signature_policy: f.signature_policy.unwrap_or(SignaturePolicy::Annotate),
             allow_plaintext_non_loopback: allow,
             log_format: f.log_format.unwrap_or(LogFormat::Text),

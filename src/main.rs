@@ -67,7 +67,27 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let transformer = Transformer::new();
+    let transformer = match &config.keys {
+        Some(dir) => match popcrypt::keys::Keyring::load(dir, &config.keys_passphrase) {
+            Ok(ring) => {
+                for line in ring.summary() {
+                    tracing::info!(keys = %dir.display(), "{line}");
+                }
+                if ring.is_empty() {
+                    tracing::warn!(keys = %dir.display(), "no keys or certificates loaded: relaying only");
+                }
+                Transformer::with_keys(ring, config.limits.max_message_size)
+            }
+            Err(e) => {
+                eprintln!("popcrypt: keys: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            tracing::info!("no keys directory: relaying and annotating only");
+            Transformer::new()
+        }
+    };
     let ctx = match Context::new(config, transformer) {
         Ok(c) => c,
         Err(e) => {

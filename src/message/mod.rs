@@ -2,21 +2,78 @@
 //!
 //! [`Transformer`] is the message policy the relay engine consults: it
 //! classifies a message from its header block (pass through while streaming,
-//! or hold whole and transform) and performs the transform.
+//! or hold whole and transform) and performs the transform: decrypt and
+//! verify OpenPGP, then annotate with the two status headers.
+//!
+//! Security rules (see DESIGN.md): decrypt only when the encrypted entity is
+//! the whole message; a signature counts only when it covers the whole
+//! message; a good signature whose signer does not match From is
+//! `from-mismatch`; anything that fails is delivered as the original bytes.
 
+pub mod mime;
+pub mod openpgp;
 pub mod report;
 
+use std::sync::Arc;
+
+use crate::keys::Keyring;
 use crate::pop3::session::{Disposition, MessageHook};
+use openpgp::SigVerdict;
 pub use report::Report;
+
+pub use mime::header_end;
+
+/// Header fields that RFC 9788 protected headers may replace.
+const PROTECTABLE: &[&str] = &[
+    "subject",
+    "from",
+    "to",
+    "cc",
+    "reply-to",
+    "date",
+    "message-id",
+    "in-reply-to",
+    "references",
+    "followup-to",
+    "mail-followup-to",
+    "keywords",
+];
 
 /// Message policy and key material for one proxy.
 #[derive(Debug, Default)]
-pub struct Transformer {}
+pub struct Transformer {
+    keys: Arc<Keyring>,
+    /// Largest plaintext produced (decompression included).
+    max_plaintext: usize,
+}
+
+/// What processing decided for one message.
+struct Processed {
+    report: Report,
+    replacement: Option<Replacement>,
+}
+
+/// A new header part and body replacing the message's MIME content.
+struct Replacement {
+    /// Protected header fields that replace the outer fields of the same name.
+    protected: Vec<u8>,
+    /// The entity's own MIME header fields (Content-*).
+    mime_headers: Vec<u8>,
+    body: Vec<u8>,
+}
 
 impl Transformer {
-    /// A transformer that only annotates (no keys).
+    /// A transformer without keys: it only annotates.
     pub fn new() -> Transformer {
-        Transformer {}
+        Transformer::with_keys(Keyring::default(), 64 << 20)
+    }
+
+    /// A transformer with key material.
+    pub fn with_keys(keys: Keyring, max_plaintext: usize) -> Transformer {
+        Transformer {
+            keys: Arc::new(keys),
+            max_plaintext,
+        }
     }
 
     /// Transform one whole message (CRLF lines, not dot-stuffed).
@@ -24,9 +81,343 @@ impl Transformer {
     /// Never fails: a message that cannot be processed comes back as the
     /// original bytes with a report that says why.
     pub fn transform(&self, raw: &[u8]) -> (Vec<u8>, Report) {
-        let report = Report::default();
-        (annotate_message(raw, &report), report)
+        let processed = self.process(raw);
+        let out = match &processed.replacement {
+            None => annotate_message(raw, &processed.report),
+            Some(r) => assemble(raw, &processed.report, r),
+        };
+        (out, processed.report)
     }
+
+    fn none(report: Report) -> Processed {
+        Processed {
+            report,
+            replacement: None,
+        }
+    }
+
+    fn process(&self, raw: &[u8]) -> Processed {
+        let Some(msg) = mime::parse(raw) else {
+            return Self::none(Report::default());
+        };
+        let root = &msg.parts[0];
+        let ctype = mime::mime_type(root);
+        let protocol = mime::param(root, "protocol")
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let pgp = &self.keys.openpgp;
+        let has_pgp = !pgp.certs.is_empty() || !pgp.secrets.is_empty();
+        if !has_pgp {
+            return Self::none(Report::default());
+        }
+        let from = mime::from_addresses(&msg);
+        match (ctype.as_str(), protocol.as_str()) {
+            ("multipart/encrypted", "application/pgp-encrypted") => {
+                self.pgp_mime_encrypted(&msg, root, &from)
+            }
+            ("multipart/signed", "application/pgp-signature") => {
+                let report = Report {
+                    encryption: "none".into(),
+                    signature: self.pgp_mime_signed(&msg, raw, root, &from),
+                };
+                Self::none(report)
+            }
+            ("text/plain", _) => self.inline(&msg, raw, root, &from),
+            _ => Self::none(Report::default()),
+        }
+    }
+
+    fn cap_for(&self, input_len: usize) -> usize {
+        // Decompression bombs: plaintext is bounded by the configured
+        // maximum and by a generous multiple of the ciphertext.
+        self.max_plaintext
+            .min(input_len.saturating_mul(200).saturating_add(1 << 20))
+    }
+
+    /// RFC 3156 multipart/encrypted as the whole message.
+    fn pgp_mime_encrypted(
+        &self,
+        msg: &mail_parser::Message<'_>,
+        root: &mail_parser::MessagePart<'_>,
+        outer_from: &[String],
+    ) -> Processed {
+        let kids = mime::children(msg, root);
+        let valid = kids.len() == 2
+            && mime::mime_type(kids[0]) == "application/pgp-encrypted"
+            && mime::mime_type(kids[1]) == "application/octet-stream";
+        if !valid {
+            return Self::none(Report {
+                encryption: "openpgp; failed (malformed PGP/MIME structure: expected \
+                             application/pgp-encrypted and application/octet-stream parts)"
+                    .into(),
+                signature: "none".into(),
+            });
+        }
+        let ciphertext = kids[1].contents();
+        let pgp = &self.keys.openpgp;
+        let d = match openpgp::decrypt(pgp, ciphertext, self.cap_for(ciphertext.len())) {
+            Ok(d) => d,
+            Err(e) => return Self::none(failed(&e)),
+        };
+        if !d.outcome.was_encrypted {
+            return Self::none(Report {
+                encryption: "openpgp; failed (the encrypted part holds no encrypted data)".into(),
+                signature: "none".into(),
+            });
+        }
+        let plaintext = d.plaintext;
+        let mut sigs = d.outcome.sigs;
+        let inner_head_end = mime::header_end(&plaintext);
+        let inner_head = &plaintext[..inner_head_end];
+        let body = plaintext[mime::body_start(&plaintext)..].to_vec();
+        let mut protected_src: Option<Vec<u8>> = None;
+        if let Some(inner) = mime::parse(&plaintext) {
+            let iroot = &inner.parts[0];
+            if is_protected(iroot) {
+                protected_src = Some(inner_head.to_vec());
+            }
+            // RFC 3156 §6.2: multipart/signed inside the encryption.
+            if mime::mime_type(iroot) == "multipart/signed"
+                && mime::param(iroot, "protocol")
+                    .is_some_and(|p| p.eq_ignore_ascii_case("application/pgp-signature"))
+            {
+                let ikids = mime::children(&inner, iroot);
+                if ikids.len() == 2 && mime::mime_type(ikids[1]) == "application/pgp-signature" {
+                    if let Some(span) = mime::part_span(&plaintext, ikids[0]) {
+                        sigs.extend(openpgp::verify_detached(pgp, ikids[1].contents(), span));
+                        if is_protected(ikids[0]) {
+                            protected_src = Some(span[..mime::header_end(span)].to_vec());
+                        }
+                    }
+                } else {
+                    sigs.push(SigVerdict::Bad {
+                        reason: "malformed multipart/signed inside the encryption".into(),
+                    });
+                }
+            }
+        }
+        let protected = protected_src
+            .as_deref()
+            .map(|src| {
+                mime::fields(src)
+                    .into_iter()
+                    .filter(|f| PROTECTABLE.contains(&f.name.as_str()))
+                    .flat_map(|f| f.raw.to_vec())
+                    .collect::<Vec<u8>>()
+            })
+            .unwrap_or_default();
+        let protected_names: Vec<String> = mime::fields(&protected)
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let mut from = outer_from.to_vec();
+        if protected_names.iter().any(|n| n == "from") {
+            let mut probe = protected.clone();
+            probe.extend_from_slice(b"\r\n");
+            if let Some(p) = mime::parse(&probe) {
+                from = mime::from_addresses(&p);
+            }
+        }
+        let mime_headers: Vec<u8> = mime::fields(inner_head)
+            .into_iter()
+            .filter(|f| f.name.starts_with("content-"))
+            .flat_map(|f| f.raw.to_vec())
+            .collect();
+        let mut encryption = "openpgp; decrypted".to_string();
+        if !protected_names.is_empty() {
+            encryption.push_str(&format!(
+                "; protected-headers={}",
+                protected_names.join(",")
+            ));
+        }
+        Processed {
+            report: Report {
+                encryption,
+                signature: verdict(&sigs, &from, true),
+            },
+            replacement: Some(Replacement {
+                protected,
+                mime_headers,
+                body,
+            }),
+        }
+    }
+
+    /// RFC 3156 multipart/signed as the whole message: verified, unchanged.
+    fn pgp_mime_signed(
+        &self,
+        msg: &mail_parser::Message<'_>,
+        raw: &[u8],
+        root: &mail_parser::MessagePart<'_>,
+        from: &[String],
+    ) -> String {
+        let kids = mime::children(msg, root);
+        if kids.len() != 2 || mime::mime_type(kids[1]) != "application/pgp-signature" {
+            return "openpgp; bad (malformed multipart/signed: expected the signed part and an \
+                    application/pgp-signature part)"
+                .into();
+        }
+        let Some(span) = mime::part_span(raw, kids[0]) else {
+            return "openpgp; bad (cannot locate the signed part)".into();
+        };
+        let sigs = openpgp::verify_detached(&self.keys.openpgp, kids[1].contents(), span);
+        verdict(&sigs, from, true)
+    }
+
+    /// A text/plain body holding an armored block.
+    fn inline(
+        &self,
+        _msg: &mail_parser::Message<'_>,
+        raw: &[u8],
+        root: &mail_parser::MessagePart<'_>,
+        from: &[String],
+    ) -> Processed {
+        let Some(body) = mime::transfer_decoded(raw, root) else {
+            return Self::none(Report::default());
+        };
+        let pgp = &self.keys.openpgp;
+        if let Some((s, e)) = mime::armor_span(
+            &body,
+            b"-----BEGIN PGP MESSAGE-----",
+            b"-----END PGP MESSAGE-----",
+        ) {
+            if !mime::is_blank(&body[..s]) || !mime::is_blank(&body[e..]) {
+                return Self::none(Report {
+                    encryption:
+                        "openpgp; failed (partly encrypted: the message holds text outside \
+                                 the encrypted block; not decrypted, so the plaintext never joins \
+                                 text the sender controls)"
+                            .into(),
+                    signature: "none".into(),
+                });
+            }
+            let block = &body[s..e];
+            let d = match openpgp::decrypt(pgp, block, self.cap_for(block.len())) {
+                Ok(d) => d,
+                Err(e) => return Self::none(failed(&e)),
+            };
+            let encryption = if d.outcome.was_encrypted {
+                "openpgp; decrypted".to_string()
+            } else {
+                "none".to_string()
+            };
+            let mut mime_headers: Vec<u8> = mime::fields(&raw[..mime::header_end(raw)])
+                .into_iter()
+                .filter(|f| f.name == "content-type")
+                .flat_map(|f| f.raw.to_vec())
+                .collect();
+            let cte: &[u8] = if d.plaintext.is_ascii() {
+                b"7bit"
+            } else {
+                b"8bit"
+            };
+            mime_headers.extend_from_slice(b"Content-Transfer-Encoding: ");
+            mime_headers.extend_from_slice(cte);
+            mime_headers.extend_from_slice(b"\r\n");
+            return Processed {
+                report: Report {
+                    encryption,
+                    signature: verdict(&d.outcome.sigs, from, true),
+                },
+                replacement: Some(Replacement {
+                    protected: Vec::new(),
+                    mime_headers,
+                    body: d.plaintext,
+                }),
+            };
+        }
+        if let Some((s, e)) = mime::armor_span(
+            &body,
+            b"-----BEGIN PGP SIGNED MESSAGE-----",
+            b"-----END PGP SIGNATURE-----",
+        ) {
+            let whole = mime::is_blank(&body[..s]) && mime::is_blank(&body[e..]);
+            let signature = match openpgp::verify_cleartext(pgp, &body[s..e], self.cap_for(e - s)) {
+                Ok((_, sigs)) => verdict(&sigs, from, whole),
+                Err(err) => format!("openpgp; bad ({err})"),
+            };
+            return Self::none(Report {
+                encryption: "none".into(),
+                signature,
+            });
+        }
+        Self::none(Report::default())
+    }
+}
+
+fn failed(e: &openpgp::DecryptError) -> Report {
+    Report {
+        encryption: format!("openpgp; failed ({e})"),
+        signature: "none".into(),
+    }
+}
+
+fn is_protected(p: &mail_parser::MessagePart<'_>) -> bool {
+    mime::param(p, "protected-headers").is_some_and(|v| v.eq_ignore_ascii_case("v1"))
+        || mime::param(p, "hp").is_some()
+}
+
+/// The `X-Popcrypt-Signature` value for a set of signature results.
+/// `whole` is false when the signature covers only part of the message.
+fn verdict(sigs: &[SigVerdict], from: &[String], whole: bool) -> String {
+    if sigs.is_empty() {
+        return "none".into();
+    }
+    let inner = verdict_whole(sigs, from);
+    if whole {
+        inner
+    } else {
+        // Never good: text outside the signed block is not covered.
+        let detail = inner.strip_prefix("openpgp; ").unwrap_or(&inner);
+        format!(
+            "openpgp; partial (text outside the signed block is not covered); signed-part={detail}"
+        )
+    }
+}
+
+fn verdict_whole(sigs: &[SigVerdict], from: &[String]) -> String {
+    if let Some(SigVerdict::Bad { reason }) =
+        sigs.iter().find(|s| matches!(s, SigVerdict::Bad { .. }))
+    {
+        return format!("openpgp; bad ({reason})");
+    }
+    let goods: Vec<(&String, &Vec<String>)> = sigs
+        .iter()
+        .filter_map(|s| match s {
+            SigVerdict::Good { signer, emails } => Some((signer, emails)),
+            _ => None,
+        })
+        .collect();
+    if let Some((signer, emails)) = goods.first() {
+        if from.len() != 1 {
+            return format!(
+                "openpgp; from-mismatch; signer={signer}; from={} (exactly one From address required)",
+                if from.is_empty() { "none".to_string() } else { from.join(",") }
+            );
+        }
+        if let Some((s, _)) = goods.iter().find(|(_, e)| e.iter().any(|m| m == &from[0])) {
+            return format!("openpgp; good; signer={s}");
+        }
+        return format!(
+            "openpgp; from-mismatch; signer={signer}; signer-uids={}; from={}",
+            emails.join(","),
+            from[0]
+        );
+    }
+    if let Some(SigVerdict::Rejected { reason }) = sigs
+        .iter()
+        .find(|s| matches!(s, SigVerdict::Rejected { .. }))
+    {
+        return format!("openpgp; rejected (policy: {reason})");
+    }
+    let issuers: Vec<String> = sigs
+        .iter()
+        .filter_map(|s| match s {
+            SigVerdict::UnknownSigner { issuers } => Some(issuers.join("/")),
+            _ => None,
+        })
+        .collect();
+    format!("openpgp; unknown-signer; issuer={}", issuers.join(","))
 }
 
 /// Prefix the status headers to a whole message and remove forged ones.
@@ -37,26 +428,49 @@ pub fn annotate_message(raw: &[u8], report: &Report) -> Vec<u8> {
     out
 }
 
-/// Offset just past the header block's last line (before the blank line).
-pub fn header_end(raw: &[u8]) -> usize {
-    let mut pos = 0;
-    while pos < raw.len() {
-        let end = raw[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |i| pos + i + 1);
-        let line = &raw[pos..end];
-        if line == b"\r\n" || line == b"\n" {
-            return pos;
+/// Outer headers (minus Content-*, forged status headers and fields the
+/// protected headers replace) + protected fields + the entity's MIME
+/// headers + blank line + the entity's body.
+fn assemble(raw: &[u8], report: &Report, r: &Replacement) -> Vec<u8> {
+    let outer = &raw[..header_end(raw)];
+    let replaced: Vec<String> = mime::fields(&r.protected)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let mut out = report.header_lines();
+    for f in mime::fields(outer) {
+        if f.name.starts_with("x-popcrypt-")
+            || f.name.starts_with("content-")
+            || replaced.contains(&f.name)
+        {
+            continue;
         }
-        pos = end;
+        out.extend_from_slice(f.raw);
     }
-    raw.len()
+    for part in [&r.protected, &r.mime_headers] {
+        out.extend_from_slice(part);
+        if !part.is_empty() && !part.ends_with(b"\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&r.body);
+    out
 }
 
 impl MessageHook for Transformer {
-    fn classify(&self, _header_block: &[u8]) -> Disposition {
-        Disposition::Stream
+    fn classify(&self, header_block: &[u8]) -> Disposition {
+        if self.keys.is_empty() {
+            return Disposition::Stream;
+        }
+        match mime::block_mime_type(header_block).as_str() {
+            "multipart/encrypted"
+            | "multipart/signed"
+            | "text/plain"
+            | "application/pkcs7-mime"
+            | "application/x-pkcs7-mime" => Disposition::Transform,
+            _ => Disposition::Stream,
+        }
     }
 
     fn stream_headers(&self, header_block: &[u8], note: Option<&str>) -> Vec<u8> {
@@ -88,5 +502,40 @@ mod tests {
         );
         assert_eq!(header_end(b"A: b\r\n\r\nbody"), 6);
         assert_eq!(header_end(b"A: b\r\n"), 6);
+    }
+
+    #[test]
+    fn verdicts() {
+        let good = SigVerdict::Good {
+            signer: "AA".into(),
+            emails: vec!["a@x.org".into()],
+        };
+        let from = vec!["a@x.org".to_string()];
+        assert_eq!(
+            verdict(std::slice::from_ref(&good), &from, true),
+            "openpgp; good; signer=AA"
+        );
+        assert!(
+            verdict(std::slice::from_ref(&good), &["b@x.org".into()], true)
+                .starts_with("openpgp; from-mismatch")
+        );
+        assert!(
+            verdict(std::slice::from_ref(&good), &[], true).starts_with("openpgp; from-mismatch")
+        );
+        assert!(verdict(std::slice::from_ref(&good), &from, false).starts_with("openpgp; partial"));
+        let bad = SigVerdict::Bad { reason: "x".into() };
+        assert!(verdict(&[good, bad], &from, true).starts_with("openpgp; bad"));
+        let rej = SigVerdict::Rejected {
+            reason: "SHA1".into(),
+        };
+        assert!(verdict(&[rej], &from, true).starts_with("openpgp; rejected"));
+        let unk = SigVerdict::UnknownSigner {
+            issuers: vec!["K".into()],
+        };
+        assert_eq!(
+            verdict(&[unk], &from, true),
+            "openpgp; unknown-signer; issuer=K"
+        );
+        assert_eq!(verdict(&[], &from, true), "none");
     }
 }

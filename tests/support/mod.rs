@@ -7,3 +7,4 @@
 
 pub mod clients;
 pub mod dovecot;
+pub mod proxy;
