@@ -61,6 +61,7 @@ fn crlf(raw: &[u8]) -> Vec<u8> {
 
 struct Seen {
     name: String,
+    out: Vec<u8>,
     report: Report,
     unchanged: bool,
 }
@@ -71,6 +72,7 @@ fn run(dir: &str, t: &Transformer) -> Vec<Seen> {
         let raw = crlf(&std::fs::read(&path).unwrap());
         let (out, report) = t.transform(&raw);
         let unchanged = out == annotate_message(&raw, &report);
+        let out = out.clone();
         let name = path
             .strip_prefix(corpora().join(dir))
             .unwrap()
@@ -86,6 +88,7 @@ fn run(dir: &str, t: &Transformer) -> Vec<Seen> {
         }
         seen.push(Seen {
             name,
+            out,
             report,
             unchanged,
         });
@@ -176,5 +179,136 @@ fn johnny_you_are_fired_spoofs_never_get_good() {
             assert!(!good(s), "{}: spoof got good: {:?}", s.name, s.report);
         }
         assert!(!decrypted(s), "{}", s.name);
+    }
+}
+
+#[test]
+fn thunderbird_efail_set() {
+    let t = Transformer::with_keys(
+        keyring(&[
+            "thunderbird-comm-central/openpgp/keys/bob@openpgp.example-0xfbfcc82a015e7330-secret.asc",
+            "thunderbird-comm-central/openpgp/keys/alice@openpgp.example-0xf231550c4f47e38e-pub.asc",
+        ]),
+        64 << 20,
+    );
+    let seen = run(
+        "thunderbird-comm-central/openpgp-remote-content-integrity",
+        &t,
+    );
+    assert!(decrypted(get(&seen, "rc-openpgp-mdc.eml")));
+    for must_fail in [
+        "rc-openpgp-nomdc.eml",
+        "rc-openpgp-mdc-tampered.eml",
+        "rc-openpgp-aead.eml",
+    ] {
+        let s = get(&seen, must_fail);
+        assert!(
+            s.report.encryption.starts_with("openpgp; failed"),
+            "{must_fail}: {:?}",
+            s.report
+        );
+        assert!(s.unchanged, "{must_fail}: plaintext released");
+    }
+    for nested in [
+        "rc-openpgp-mixed-subpart.eml",
+        "rc-openpgp-sigwrap-mdc.eml",
+        "rc-openpgp-sigwrap-nomdc.eml",
+    ] {
+        assert!(!decrypted(get(&seen, nested)), "{nested}");
+    }
+}
+
+#[test]
+fn thunderbird_openpgp_mail() {
+    let keys = "thunderbird-comm-central/openpgp/keys/";
+    let t = Transformer::with_keys(
+        keyring(&[
+            &format!("{keys}alice@openpgp.example-0xf231550c4f47e38e-secret.asc"),
+            &format!("{keys}bob@openpgp.example-0xfbfcc82a015e7330-pub.asc"),
+            &format!("{keys}carol@example.com-0x3099ff1238852b9f-pub.asc"),
+        ]),
+        64 << 20,
+    );
+    let seen = run("thunderbird-comm-central/openpgp/eml", &t);
+    for dec in [
+        "encrypted-to-alice-as-hidden-recipient.eml",
+        "bob-enc-inline-nbsp-qp.eml",
+        "unsigned-encrypted-to-0xf231550c4f47e38e-from-0x3099ff1238852b9f.eml",
+        "unsigned-encrypted-to-0xf231550c4f47e38e-from-0xfbfcc82a015e7330.eml",
+    ] {
+        assert!(
+            decrypted(get(&seen, dec)),
+            "{dec}: {:?}",
+            get(&seen, dec).report
+        );
+    }
+    for both in [
+        "signed-by-0x3099ff1238852b9f-encrypted-to-0xf231550c4f47e38e.eml",
+        "signed-by-0xfbfcc82a015e7330-encrypted-to-0xf231550c4f47e38e.eml",
+        "signed-encrypted-autocrypt-gossip.eml",
+    ] {
+        let s = get(&seen, both);
+        assert!(decrypted(s) && good(s), "{both}: {:?}", s.report);
+    }
+    for g in [
+        "alice-signed.eml",
+        "alice-utf.eml",
+        "signed-by-0x3099ff1238852b9f-to-0xf231550c4f47e38e-unencrypted.eml",
+        "signed-by-0xfbfcc82a015e7330-to-0xf231550c4f47e38e-unencrypted.eml",
+    ] {
+        assert!(good(get(&seen, g)), "{g}: {:?}", get(&seen, g).report);
+    }
+    // Two outer From addresses, but the signed and encrypted protected
+    // headers carry one From (Bob, the signer): the client sees only that.
+    let multi = get(
+        &seen,
+        "signed-by-0xfbfcc82a015e7330-encrypted-to-0xf231550c4f47e38e-multi-from.eml",
+    );
+    assert!(decrypted(multi), "{:?}", multi.report);
+    let head = &multi.out[..popcrypt::message::header_end(&multi.out)];
+    let froms: Vec<&[u8]> = head
+        .split(|&b| b == b'\n')
+        .filter(|l| l.to_ascii_lowercase().starts_with(b"from:"))
+        .collect();
+    assert_eq!(froms.len(), 1, "{}", String::from_utf8_lossy(head));
+    if good(multi) {
+        assert!(String::from_utf8_lossy(froms[0]).contains("bob@openpgp.example"));
+    }
+    assert!(get(&seen, "bob-to-alice-signed-damaged-signature.eml")
+        .report
+        .signature
+        .starts_with("openpgp; bad"));
+    for never in [
+        "partial-encrypt-for-alice-plaintext.eml",
+        "partial-encrypt-for-alice-html.eml",
+        "fwd-unsigned-encrypted.eml",
+        "sigspoof-git-commit.eml",
+    ] {
+        assert!(!decrypted(get(&seen, never)), "{never}");
+    }
+    for not_good in [
+        "signed-by-0xfbfcc82a015e7330-to-0xf231550c4f47e38e-unencrypted-in-mixed.eml",
+        "signed-with-mailman-footer.eml",
+        "forwarded-eml-signed-by-alice.eml",
+        "openpgp__stripped_sig.eml",
+        "dual-signed-uncommon-content-type.eml",
+        "sigspoof-git-commit.eml",
+    ] {
+        assert!(!good(get(&seen, not_good)), "{not_good}");
+    }
+}
+
+#[test]
+fn ccs2020_aead_mails_release_nothing() {
+    let t = Transformer::with_keys(
+        keyring(&["rub-nds-mitigation-e2ee-ccs2020/dc-demo-keys.asc"]),
+        64 << 20,
+    );
+    let seen = run("rub-nds-mitigation-e2ee-ccs2020", &t);
+    for s in &seen {
+        // GnuPG's OCB packets are not supported by sequoia: nothing may be
+        // released, least of all from the attack mails.
+        assert!(!decrypted(s), "{}", s.name);
+        assert!(s.unchanged, "{}", s.name);
     }
 }
