@@ -80,6 +80,22 @@ pub fn stuff_message(out: &mut Vec<u8>, message: &[u8]) {
     }
 }
 
+/// The octets [`stuff_message`] delivers for `message`, before dot-stuffing
+/// (every line CRLF-terminated): what a client counts as the message size.
+pub fn wire_len(message: &[u8]) -> usize {
+    let mut n = 0;
+    let mut rest = message;
+    while !rest.is_empty() {
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        n += line.strip_suffix(b"\r").unwrap_or(line).len() + 2;
+        rest = next;
+    }
+    n
+}
+
 /// Write a status line with CRLF.
 pub fn status_line(ok: bool, text: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(text.len() + 7);
@@ -122,6 +138,8 @@ mod tests {
         let mut out = Vec::new();
         stuff_message(&mut out, b"");
         assert!(out.is_empty());
+        assert_eq!(wire_len(b"a\r\nb\nlast"), 12);
+        assert_eq!(wire_len(b""), 0);
         assert_eq!(status_line(false, "x"), b"-ERR x\r\n");
     }
 }

@@ -117,6 +117,8 @@ struct MessageRx {
     top: Option<u32>,
     /// True once a TOP was turned into a RETR to transform the whole message.
     internal_retr: bool,
+    /// Octets of the whole message as received (for size bookkeeping).
+    received: usize,
     status: Option<Vec<u8>>,
     state: MsgState,
 }
@@ -154,6 +156,12 @@ pub struct Engine {
     highest_retrieved: u32,
     last_supported: Option<bool>,
     implementation: String,
+    /// Per message retrieved (whole) in this session: octets delivered
+    /// beyond the server's size plus the standard overhead (a transform
+    /// changes the size). LIST and STAT report sizes with this applied.
+    size_extra: std::collections::HashMap<u32, i64>,
+    /// Messages marked deleted in this session (for STAT).
+    deleted: std::collections::HashSet<u32>,
 }
 
 impl Engine {
@@ -174,6 +182,8 @@ impl Engine {
             highest_retrieved: 0,
             last_supported: None,
             implementation: format!("popcrypt-{}", env!("CARGO_PKG_VERSION")),
+            size_extra: Default::default(),
+            deleted: Default::default(),
         }
     }
 
@@ -485,16 +495,22 @@ impl Engine {
                     (Command::Pass(_) | Command::Apop { .. }, true) => {
                         self.phase = Phase::Transaction
                     }
-                    (Command::Rset, true) => self.highest_retrieved = 0,
+                    (Command::Rset, true) => {
+                        self.highest_retrieved = 0;
+                        self.deleted.clear();
+                    }
+                    (Command::Dele(n), true) => {
+                        self.deleted.insert(*n);
+                    }
                     _ => {}
                 }
                 match (&cmd, ok) {
                     (Command::Stat, true) => {
-                        let l = adjust_sizes(line, 2, 2, self.hook.size_overhead());
+                        let l = self.sized(line, 2, None);
                         self.relay_line(&l)
                     }
                     (Command::List(Some(_)), true) => {
-                        let l = adjust_sizes(line, 2, 0, self.hook.size_overhead());
+                        let l = self.sized(line, 2, Some(1));
                         self.relay_line(&l)
                     }
                     _ => self.relay_line(line),
@@ -536,7 +552,7 @@ impl Engine {
                     return (st == Status::Ok).then_some(Pending::Multi(cmd));
                 }
                 if matches!(cmd, Command::List(None)) && line != b"." {
-                    let l = adjust_sizes(line, 1, 0, self.hook.size_overhead());
+                    let l = self.sized(line, 1, Some(0));
                     self.relay_line(&l);
                 } else {
                     self.relay_line(line);
@@ -733,6 +749,7 @@ impl Engine {
     fn message_end(&mut self, mut rx: MessageRx) -> Option<Pending> {
         match std::mem::replace(&mut rx.state, MsgState::AwaitTransform) {
             MsgState::Buffering { raw, .. } => {
+                rx.received = raw.len();
                 self.events.push_back(Event::Transform(raw));
                 Some(Pending::Message(rx))
             }
@@ -801,12 +818,50 @@ impl Engine {
         response::stuff_line(&mut self.to_client, c);
     }
 
+    /// Rewrite the size in whitespace-separated field `field` of a STAT or
+    /// LIST line: the server's size plus the status headers, plus what a
+    /// transform added for messages already retrieved in this session.
+    /// `msg_field` names the field holding the message number (LIST); for
+    /// STAT (`None`) field 1 is the count. Lines that do not parse pass
+    /// unchanged.
+    fn sized(&self, line: &[u8], field: usize, msg_field: Option<usize>) -> Vec<u8> {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return line.to_vec();
+        };
+        let mut parts: Vec<String> = text.split(' ').map(str::to_string).collect();
+        let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok());
+        let (Some(size), Some(n)) = (num(field), num(msg_field.unwrap_or(1))) else {
+            return line.to_vec();
+        };
+        let overhead = self.hook.size_overhead() as i64;
+        let extra: i64 = match msg_field {
+            Some(_) => overhead + self.size_extra.get(&(n as u32)).copied().unwrap_or(0),
+            None => {
+                (n as i64).saturating_mul(overhead)
+                    + self
+                        .size_extra
+                        .iter()
+                        .filter(|(m, _)| !self.deleted.contains(m))
+                        .map(|(_, e)| *e)
+                        .sum::<i64>()
+            }
+        };
+        parts[field] = (size as i64).saturating_add(extra).max(0).to_string();
+        parts.join(" ").into_bytes()
+    }
+
     /// The transformed message for the pending RETR/TOP.
     pub fn transform_done(&mut self, message: Vec<u8>) {
         let Some(Pending::Message(mut rx)) = self.pending.take() else {
             return;
         };
         self.emit_status(&mut rx);
+        if rx.top.is_none() {
+            let extra = response::wire_len(&message) as i64
+                - rx.received as i64
+                - self.hook.size_overhead() as i64;
+            self.size_extra.insert(rx.msg, extra);
+        }
         let out = match rx.top {
             Some(n) => top_lines(&message, n),
             None => &message[..],
@@ -833,6 +888,7 @@ impl MessageRx {
             msg,
             top,
             internal_retr: false,
+            received: 0,
             status: None,
             state: MsgState::Status,
         }
@@ -861,32 +917,6 @@ pub fn top_lines(message: &[u8], n: u32) -> &[u8] {
         pos = end;
     }
     message
-}
-
-/// Add `per_message * overhead` to the size in whitespace-separated field
-/// `field` of a STAT/LIST line; `count_field` (if non-zero) names the field
-/// holding the message count (STAT). Lines that do not parse pass unchanged.
-fn adjust_sizes(line: &[u8], field: usize, count_field: usize, overhead: u64) -> Vec<u8> {
-    let text = match std::str::from_utf8(line) {
-        Ok(t) => t,
-        Err(_) => return line.to_vec(),
-    };
-    let parts: Vec<&str> = text.splitn(field + 2, ' ').collect();
-    let count: u64 = if count_field == 0 {
-        1
-    } else {
-        match parts.get(count_field - 1).and_then(|c| c.parse().ok()) {
-            Some(c) => c,
-            None => return line.to_vec(),
-        }
-    };
-    let Some(size) = parts.get(field).and_then(|s| s.parse::<u64>().ok()) else {
-        return line.to_vec();
-    };
-    let new = size.saturating_add(count.saturating_mul(overhead));
-    let mut out: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
-    out[field] = new.to_string();
-    out.join(" ").into_bytes()
 }
 
 /// Capabilities popcrypt passes on, and how.
@@ -1049,6 +1079,20 @@ mod tests {
 +OK\r\nX-TRANSFORM: YES\r\n\r\nL1\r\n.\r\n+OK\r\nX-S: n\r\nX-Other: 1\r\n\r\n.\r\n";
         let want_upstream = b"USER a\r\nPASS b\r\nRETR 2\r\nTOP 2 1\r\nRETR 2\r\nTOP 3 0\r\n";
         every_chunking(client, server, want_client, want_upstream);
+    }
+
+    #[test]
+    fn sizes_agree_with_what_retr_delivered() {
+        let client =
+            b"USER a\r\nPASS b\r\nRETR 2\r\nLIST 2\r\nSTAT\r\nDELE 2\r\nSTAT\r\nLIST 1\r\n";
+        let server = b"+OK\r\n+OK\r\n+OK\r\nX-Transform: yes\r\n\r\nl1\r\n.\r\n+OK 2 24\r\n+OK 3 100\r\n+OK\r\n+OK 2 76\r\n+OK 1 30\r\n";
+        let want = b"+OK POP3 ready <1.2@host>\r\n+OK\r\n+OK\r\n+OK\r\nX-TRANSFORM: YES\r\n\r\nL1\r\n.\r\n+OK 2 24\r\n+OK 3 116\r\n+OK\r\n+OK 2 92\r\n+OK 1 38\r\n";
+        every_chunking(
+            client,
+            server,
+            want,
+            b"USER a\r\nPASS b\r\nRETR 2\r\nLIST 2\r\nSTAT\r\nDELE 2\r\nSTAT\r\nLIST 1\r\n",
+        );
     }
 
     #[test]
