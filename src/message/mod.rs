@@ -165,7 +165,7 @@ impl Transformer {
                 signature: "none".into(),
             });
         }
-        let plaintext = d.plaintext;
+        let plaintext = drop_legacy_display(d.plaintext);
         let mut sigs = d.outcome.sigs;
         let inner_head_end = mime::header_end(&plaintext);
         let inner_head = &plaintext[..inner_head_end];
@@ -352,6 +352,43 @@ fn failed(e: &openpgp::DecryptError) -> Report {
     }
 }
 
+/// Remove the legacy display part (RFC 9788 `hp-legacy-display="1"`, or the
+/// older `text/rfc822-headers; protected-headers="v1"` / text part of the
+/// "memory hole" practice) that repeats the protected headers in the body
+/// for clients that cannot show them. The client sees the real headers.
+fn drop_legacy_display(plaintext: Vec<u8>) -> Vec<u8> {
+    let cut = {
+        let Some(inner) = mime::parse(&plaintext) else {
+            return plaintext;
+        };
+        let root = &inner.parts[0];
+        if !is_protected(root) || mime::mime_type(root) != "multipart/mixed" {
+            return plaintext;
+        }
+        let kids = mime::children(&inner, root);
+        if kids.len() < 2 {
+            return plaintext;
+        }
+        let first = kids[0];
+        let legacy = mime::param(first, "hp-legacy-display").is_some_and(|v| v == "1")
+            || (is_protected(first)
+                && matches!(
+                    mime::mime_type(first).as_str(),
+                    "text/rfc822-headers" | "text/plain"
+                ));
+        if !legacy {
+            return plaintext;
+        }
+        (first.offset_header as usize, kids[1].offset_header as usize)
+    };
+    if cut.0 >= cut.1 || cut.1 > plaintext.len() {
+        return plaintext;
+    }
+    let mut out = plaintext[..cut.0].to_vec();
+    out.extend_from_slice(&plaintext[cut.1..]);
+    out
+}
+
 fn is_protected(p: &mail_parser::MessagePart<'_>) -> bool {
     mime::param(p, "protected-headers").is_some_and(|v| v.eq_ignore_ascii_case("v1"))
         || mime::param(p, "hp").is_some()
@@ -502,6 +539,18 @@ mod tests {
         );
         assert_eq!(header_end(b"A: b\r\n\r\nbody"), 6);
         assert_eq!(header_end(b"A: b\r\n"), 6);
+    }
+
+    #[test]
+    fn legacy_display_part_is_removed() {
+        let inner = b"Content-Type: multipart/mixed; boundary=\"b\"; protected-headers=\"v1\"\r\nSubject: real\r\n\r\n--b\r\nContent-Type: text/rfc822-headers; protected-headers=\"v1\"\r\n\r\nSubject: real\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n";
+        let out = drop_legacy_display(inner.to_vec());
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "Content-Type: multipart/mixed; boundary=\"b\"; protected-headers=\"v1\"\r\nSubject: real\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
+        );
+        let plain = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nx\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n";
+        assert_eq!(drop_legacy_display(plain.to_vec()), plain.to_vec());
     }
 
     #[test]
