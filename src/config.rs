@@ -297,6 +297,18 @@ mod tests {
     }
 
     #[test]
+    fn example_files_parse() {
+        for text in [
+            include_str!("../examples/single-account.toml"),
+            include_str!("../examples/enterprise-verify.toml"),
+            include_str!("../examples/starttls.toml"),
+        ] {
+            let f: FileConfig = toml::from_str(text).unwrap();
+            assert!(f.upstream.is_some());
+        }
+    }
+
+    #[test]
     fn defaults_and_validation() {
         let c = parse("upstream = \"pop.example.org:995\"").unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1110");
