@@ -20,15 +20,16 @@ pub enum UpstreamTls {
     None,
 }
 
-/// What to do with messages whose signature is not good (used by later work).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+/// What to do with messages whose signature is not good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum SignaturePolicy {
+    #[default]
     /// Add the verdict headers only.
     Annotate,
     /// Also tag the Subject.
     Tag,
-    /// Replace messages with bad signatures by a notice.
+    /// Replace messages with bad signatures by a notice, original attached.
     Quarantine,
 }
 

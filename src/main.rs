@@ -77,6 +77,7 @@ async fn serve(config: Config) -> ExitCode {
                     tracing::warn!(keys = %dir.display(), "no keys or certificates loaded: relaying only");
                 }
                 Transformer::with_keys(ring, config.limits.max_message_size)
+                    .with_signature_policy(config.signature_policy)
             }
             Err(e) => {
                 eprintln!("popcrypt: keys: {e}");

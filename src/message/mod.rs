@@ -16,6 +16,7 @@ pub mod report;
 
 use std::sync::Arc;
 
+use crate::config::SignaturePolicy;
 use crate::keys::Keyring;
 use crate::pop3::session::{Disposition, MessageHook};
 use openpgp::SigVerdict;
@@ -45,6 +46,7 @@ pub struct Transformer {
     keys: Arc<Keyring>,
     /// Largest plaintext produced (decompression included).
     max_plaintext: usize,
+    policy: SignaturePolicy,
 }
 
 /// What processing decided for one message.
@@ -73,7 +75,14 @@ impl Transformer {
         Transformer {
             keys: Arc::new(keys),
             max_plaintext,
+            policy: SignaturePolicy::Annotate,
         }
+    }
+
+    /// What to do with messages whose signature is not good.
+    pub fn with_signature_policy(mut self, policy: SignaturePolicy) -> Transformer {
+        self.policy = policy;
+        self
     }
 
     /// Transform one whole message (CRLF lines, not dot-stuffed).
@@ -86,6 +95,7 @@ impl Transformer {
             None => annotate_message(raw, &processed.report),
             Some(r) => assemble(raw, &processed.report, r),
         };
+        let out = apply_policy(self.policy, out, &processed.report);
         (out, processed.report)
     }
 
@@ -457,6 +467,80 @@ fn verdict_whole(sigs: &[SigVerdict], from: &[String]) -> String {
     format!("openpgp; unknown-signer; issuer={}", issuers.join(","))
 }
 
+/// The verdict word of a signature report: `bad`, `from-mismatch`, ...
+fn verdict_word(signature: &str) -> &str {
+    let token = signature.split(';').nth(1).unwrap_or("").trim();
+    token.split(['(', ' ']).next().unwrap_or("")
+}
+
+/// `tag`: prefix the Subject of messages whose signature is not good;
+/// `quarantine`: replace a message with a bad signature by a notice with the
+/// original attached (nothing is lost).
+fn apply_policy(policy: SignaturePolicy, out: Vec<u8>, report: &Report) -> Vec<u8> {
+    let word = verdict_word(&report.signature);
+    if report.signature == "none" || word == "good" || policy == SignaturePolicy::Annotate {
+        return out;
+    }
+    let head_end = header_end(&out);
+    let fields = mime::fields(&out[..head_end]);
+    match policy {
+        SignaturePolicy::Annotate => out,
+        SignaturePolicy::Tag => {
+            let tag = format!("[popcrypt: signature {word}] ");
+            let mut v = Vec::with_capacity(out.len() + tag.len() + 16);
+            let mut tagged = false;
+            for f in &fields {
+                if f.name == "subject" && !tagged {
+                    let colon = f.raw.iter().position(|&b| b == b':').unwrap_or(0);
+                    v.extend_from_slice(&f.raw[..=colon]);
+                    v.push(b' ');
+                    v.extend_from_slice(tag.as_bytes());
+                    let rest = &f.raw[colon + 1..];
+                    v.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
+                    tagged = true;
+                } else {
+                    v.extend_from_slice(f.raw);
+                }
+            }
+            if !tagged {
+                v.extend_from_slice(format!("Subject: {}\r\n", tag.trim_end()).as_bytes());
+            }
+            v.extend_from_slice(&out[head_end..]);
+            v
+        }
+        SignaturePolicy::Quarantine if word != "bad" => out,
+        SignaturePolicy::Quarantine => {
+            let boundary = "popcrypt-quarantine-7f3a9c";
+            let mut v = Vec::with_capacity(out.len() + 1024);
+            for f in &fields {
+                if !f.name.starts_with("content-") && f.name != "mime-version" {
+                    v.extend_from_slice(f.raw);
+                }
+            }
+            v.extend_from_slice(
+                format!(
+                    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n\
+                     --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+                     popcrypt quarantined this message: its signature does not verify\r\n\
+                     ({}).\r\nThe original message is attached unchanged.\r\n\r\n\
+                     --{boundary}\r\nContent-Type: message/rfc822\r\n\
+                     Content-Disposition: attachment; filename=\"original.eml\"\r\n\r\n",
+                    report.signature
+                )
+                .as_bytes(),
+            );
+            // The attachment is the message as it would otherwise have been
+            // delivered, status headers included.
+            v.extend_from_slice(&out);
+            if !out.ends_with(b"\n") {
+                v.extend_from_slice(b"\r\n");
+            }
+            v.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+            v
+        }
+    }
+}
+
 /// Prefix the status headers to a whole message and remove forged ones.
 pub fn annotate_message(raw: &[u8], report: &Report) -> Vec<u8> {
     let split = header_end(raw);
@@ -551,6 +635,40 @@ mod tests {
         );
         let plain = b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/rfc822-headers\r\n\r\nx\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n";
         assert_eq!(drop_legacy_display(plain.to_vec()), plain.to_vec());
+    }
+
+    #[test]
+    fn signature_policies() {
+        let report = Report {
+            encryption: "none".into(),
+            signature: "openpgp; bad (tampered)".into(),
+        };
+        let msg = b"X-Popcrypt-Encryption: none\r\nSubject: hi\r\nContent-Type: text/plain\r\n\r\nbody\r\n".to_vec();
+        let tagged = apply_policy(SignaturePolicy::Tag, msg.clone(), &report);
+        assert!(
+            String::from_utf8_lossy(&tagged).contains("Subject: [popcrypt: signature bad] hi\r\n")
+        );
+        let q = apply_policy(SignaturePolicy::Quarantine, msg.clone(), &report);
+        let qs = String::from_utf8_lossy(&q);
+        assert!(qs.contains("multipart/mixed") && qs.contains("message/rfc822"));
+        assert!(
+            q.windows(msg.len()).any(|w| w == msg.as_slice()),
+            "original kept"
+        );
+        let good = Report {
+            encryption: "none".into(),
+            signature: "openpgp; good; signer=X".into(),
+        };
+        assert_eq!(apply_policy(SignaturePolicy::Tag, msg.clone(), &good), msg);
+        assert_eq!(
+            apply_policy(SignaturePolicy::Annotate, msg.clone(), &report),
+            msg
+        );
+        assert_eq!(
+            verdict_word("openpgp; from-mismatch; signer=x"),
+            "from-mismatch"
+        );
+        assert_eq!(verdict_word("openpgp; rejected (policy: SHA1)"), "rejected");
     }
 
     #[test]
