@@ -29,6 +29,27 @@ pub enum Command {
     /// Start a built-in demo server and the proxy in front of it, fetch the
     /// demo mailbox once, then keep serving for a real mail client.
     Demo(DemoArgs),
+    /// Run the message transform on one .eml file (what a client would get
+    /// on RETR): the message on stdout, the verdict headers on stderr.
+    Decrypt(DecryptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptArgs {
+    /// Keys directory (openpgp/, smime/, trust/).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// File whose first line is the passphrase for protected secret keys.
+    #[arg(long)]
+    pub keys_passphrase_file: Option<PathBuf>,
+    /// Environment variable holding that passphrase.
+    #[arg(long)]
+    pub keys_passphrase_env: Option<String>,
+    /// Largest plaintext produced, in octets.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_message_size: usize,
+    /// The message (RFC 5322 .eml); "-" reads standard input.
+    pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,8 @@ pub enum KeyError {
     WrongPassphrase { file: PathBuf, fingerprint: String },
     #[error("{}: secret key {fingerprint} is passphrase-protected, but no passphrase is configured (set keys_passphrase_file or keys_passphrase_env)", .file.display())]
     NoPassphrase { file: PathBuf, fingerprint: String },
+    #[error("keys directory {} does not exist", .0.display())]
+    NoDir(PathBuf),
     #[error("the passphrase environment variable {0} is not set")]
     MissingEnv(String),
 }
@@ -125,6 +127,9 @@ impl Keyring {
 
     /// Load `dir` (each subdirectory optional).
     pub fn load(dir: &Path, pass: &PassphraseSource) -> Result<Keyring, KeyError> {
+        if !dir.is_dir() {
+            return Err(KeyError::NoDir(dir.to_owned()));
+        }
         let mut ring = Keyring::default();
         let pgp_dir = dir.join("openpgp");
         if pgp_dir.is_dir() {

@@ -56,6 +56,13 @@ fn main() -> ExitCode {
             };
             runtime.block_on(serve(config))
         }
+        Command::Decrypt(args) => {
+            init_logging(
+                cli.log_format.unwrap_or(LogFormat::Text),
+                cli.log.as_deref().or(Some("warn")),
+            );
+            decrypt_file(&args)
+        }
         Command::Demo(args) => {
             init_logging(
                 cli.log_format.unwrap_or(LogFormat::Text),
@@ -64,6 +71,44 @@ fn main() -> ExitCode {
             runtime.block_on(popcrypt::demo::run(args.listen, args.once))
         }
     }
+}
+
+fn decrypt_file(args: &popcrypt::cli::DecryptArgs) -> ExitCode {
+    use std::io::{Read, Write};
+    let pass = popcrypt::keys::PassphraseSource {
+        file: args.keys_passphrase_file.clone(),
+        env: args.keys_passphrase_env.clone(),
+    };
+    let ring = match &args.keys {
+        Some(dir) => match popcrypt::keys::Keyring::load(dir, &pass) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("popcrypt: keys: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => popcrypt::keys::Keyring::default(),
+    };
+    let mut raw = Vec::new();
+    let read = if args.file.as_os_str() == "-" {
+        std::io::stdin().read_to_end(&mut raw).map(|_| ())
+    } else {
+        std::fs::read(&args.file).map(|b| raw = b)
+    };
+    if let Err(e) = read {
+        eprintln!("popcrypt: {}: {e}", args.file.display());
+        return ExitCode::FAILURE;
+    }
+    // What the relay hands over: CRLF line ends.
+    let crlf = popcrypt::pop3::response::crlf_lines(&raw);
+    let t = Transformer::with_keys(ring, args.max_message_size);
+    let (out, report) = t.transform(&crlf);
+    eprintln!("X-Popcrypt-Encryption: {}", report.encryption);
+    eprintln!("X-Popcrypt-Signature: {}", report.signature);
+    if std::io::stdout().write_all(&out).is_err() {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 async fn serve(config: Config) -> ExitCode {

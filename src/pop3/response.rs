@@ -63,37 +63,47 @@ pub fn stuff_line(out: &mut Vec<u8>, content: &[u8]) {
 /// The terminator of a multi-line response.
 pub const TERMINATOR: &[u8] = b".\r\n";
 
-/// Split a message into lines (LF or CRLF; a lone CR stays content) and
-/// append them dot-stuffed, without the terminator. A final line without a
-/// line break is completed with CRLF.
-pub fn stuff_message(out: &mut Vec<u8>, message: &[u8]) {
-    out.reserve(message.len() + message.len() / 32 + 16);
+/// The lines of a message (LF or CRLF ends; a lone CR stays content; a
+/// final line without a line break counts as a line).
+fn lines(message: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = message;
-    while !rest.is_empty() {
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
         let (line, next) = match rest.iter().position(|&b| b == b'\n') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &rest[rest.len()..]),
         };
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        stuff_line(out, line);
         rest = next;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
+}
+
+/// Append a message's lines dot-stuffed and CRLF-terminated, without the
+/// terminator.
+pub fn stuff_message(out: &mut Vec<u8>, message: &[u8]) {
+    out.reserve(message.len() + message.len() / 32 + 16);
+    for line in lines(message) {
+        stuff_line(out, line);
     }
+}
+
+/// The message as the relay hands it to the transform: every line
+/// CRLF-terminated, not dot-stuffed.
+pub fn crlf_lines(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
+    for line in lines(message) {
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// The octets [`stuff_message`] delivers for `message`, before dot-stuffing
 /// (every line CRLF-terminated): what a client counts as the message size.
 pub fn wire_len(message: &[u8]) -> usize {
-    let mut n = 0;
-    let mut rest = message;
-    while !rest.is_empty() {
-        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        n += line.strip_suffix(b"\r").unwrap_or(line).len() + 2;
-        rest = next;
-    }
-    n
+    lines(message).map(|l| l.len() + 2).sum()
 }
 
 /// Write a status line with CRLF.
@@ -140,6 +150,7 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(wire_len(b"a\r\nb\nlast"), 12);
         assert_eq!(wire_len(b""), 0);
+        assert_eq!(crlf_lines(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\rd\r\n");
         assert_eq!(status_line(false, "x"), b"-ERR x\r\n");
     }
 }
