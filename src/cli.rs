@@ -48,6 +48,9 @@ pub struct DecryptArgs {
     /// Largest plaintext produced, in octets.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_message_size: usize,
+    /// Write the message here instead of standard output.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
     /// The message (RFC 5322 .eml); "-" reads standard input.
     pub file: PathBuf,
 }

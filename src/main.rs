@@ -14,6 +14,7 @@ fn init_logging(format: LogFormat, filter: Option<&str>) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -105,7 +106,12 @@ fn decrypt_file(args: &popcrypt::cli::DecryptArgs) -> ExitCode {
     let (out, report) = t.transform(&crlf);
     eprintln!("X-Popcrypt-Encryption: {}", report.encryption);
     eprintln!("X-Popcrypt-Signature: {}", report.signature);
-    if std::io::stdout().write_all(&out).is_err() {
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, &out),
+        None => std::io::stdout().write_all(&out),
+    };
+    if let Err(e) = written {
+        eprintln!("popcrypt: writing the message: {e}");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -117,8 +117,10 @@ struct MessageRx {
     top: Option<u32>,
     /// True once a TOP was turned into a RETR to transform the whole message.
     internal_retr: bool,
-    /// Octets of the whole message as received (for size bookkeeping).
+    /// Octets of the message as received and as delivered, CRLF counted,
+    /// dot-stuffing not (for LIST/STAT bookkeeping).
     received: usize,
+    delivered: usize,
     status: Option<Vec<u8>>,
     state: MsgState,
 }
@@ -640,7 +642,10 @@ impl Engine {
             }
             _ => match response::unstuff(line) {
                 DataLine::End => None,
-                DataLine::Content(c) => Some(c),
+                DataLine::Content(c) => {
+                    rx.received += c.len() + 2;
+                    Some(c)
+                }
             },
         };
         match (&mut rx.state, content) {
@@ -659,6 +664,7 @@ impl Engine {
                     let headers = self
                         .hook
                         .stream_headers(&block, Some("header block too large to classify"));
+                    rx.delivered += response::wire_len(&headers);
                     response::stuff_message(&mut self.to_client, &headers);
                     rx.state = MsgState::Streaming {
                         in_headers: true,
@@ -680,6 +686,7 @@ impl Engine {
             (MsgState::Streaming { .. }, Some(c)) => self.stream_line(&mut rx, c),
             (MsgState::Streaming { .. }, None) => {
                 self.to_client.extend_from_slice(response::TERMINATOR);
+                self.record_size(&rx);
                 tracing::info!(
                     command = verb,
                     msg = rx.msg,
@@ -711,6 +718,7 @@ impl Engine {
                 self.to_upstream
                     .extend_from_slice(&Command::Retr(rx.msg).to_wire());
                 rx.internal_retr = true;
+                rx.received = 0;
                 rx.state = MsgState::Status;
             }
         }
@@ -723,8 +731,10 @@ impl Engine {
             Disposition::Stream => {
                 self.emit_status(rx);
                 let headers = self.hook.stream_headers(&block, None);
+                rx.delivered += response::wire_len(&headers);
                 response::stuff_message(&mut self.to_client, &headers);
                 if blank_seen {
+                    rx.delivered += 2;
                     self.to_client.extend_from_slice(b"\r\n");
                 }
                 rx.state = MsgState::Streaming {
@@ -749,7 +759,6 @@ impl Engine {
     fn message_end(&mut self, mut rx: MessageRx) -> Option<Pending> {
         match std::mem::replace(&mut rx.state, MsgState::AwaitTransform) {
             MsgState::Buffering { raw, .. } => {
-                rx.received = raw.len();
                 self.events.push_back(Event::Transform(raw));
                 Some(Pending::Message(rx))
             }
@@ -759,6 +768,7 @@ impl Engine {
             }
             _ => {
                 self.to_client.extend_from_slice(response::TERMINATOR);
+                self.record_size(&rx);
                 tracing::info!(msg = rx.msg, outcome = "+OK", mode = "streamed");
                 None
             }
@@ -776,6 +786,7 @@ impl Engine {
             self.limits.max_message_size
         );
         let headers = self.hook.stream_headers(&raw[..header_len], Some(&note));
+        rx.delivered += response::wire_len(&headers) + response::wire_len(&raw[header_len..]);
         response::stuff_message(&mut self.to_client, &headers);
         response::stuff_message(&mut self.to_client, &raw[header_len..]);
         rx.state = MsgState::Streaming {
@@ -815,7 +826,18 @@ impl Engine {
                 }
             }
         }
+        rx.delivered += c.len() + 2;
         response::stuff_line(&mut self.to_client, c);
+    }
+
+    /// After a whole message went out: remember how its size differs from
+    /// the server's plus the standard overhead (forged headers removed, a
+    /// transform), so LIST and STAT agree with RETR from now on.
+    fn record_size(&mut self, rx: &MessageRx) {
+        if rx.top.is_none() {
+            let extra = rx.delivered as i64 - rx.received as i64 - self.hook.size_overhead() as i64;
+            self.size_extra.insert(rx.msg, extra);
+        }
     }
 
     /// Rewrite the size in whitespace-separated field `field` of a STAT or
@@ -856,12 +878,8 @@ impl Engine {
             return;
         };
         self.emit_status(&mut rx);
-        if rx.top.is_none() {
-            let extra = response::wire_len(&message) as i64
-                - rx.received as i64
-                - self.hook.size_overhead() as i64;
-            self.size_extra.insert(rx.msg, extra);
-        }
+        rx.delivered = response::wire_len(&message);
+        self.record_size(&rx);
         let out = match rx.top {
             Some(n) => top_lines(&message, n),
             None => &message[..],
@@ -889,6 +907,7 @@ impl MessageRx {
             top,
             internal_retr: false,
             received: 0,
+            delivered: 0,
             status: None,
             state: MsgState::Status,
         }
@@ -971,7 +990,12 @@ mod tests {
         }
         fn stream_headers(&self, block: &[u8], note: Option<&str>) -> Vec<u8> {
             let mut v = format!("X-S: {}\r\n", note.unwrap_or("n")).into_bytes();
-            v.extend_from_slice(block);
+            // Like forged status headers, "X-Drop" fields are removed.
+            for l in block.split_inclusive(|&b| b == b'\n') {
+                if !l.starts_with(b"X-Drop") {
+                    v.extend_from_slice(l);
+                }
+            }
             v
         }
         fn size_overhead(&self) -> u64 {
@@ -1092,6 +1116,20 @@ mod tests {
             server,
             want,
             b"USER a\r\nPASS b\r\nRETR 2\r\nLIST 2\r\nSTAT\r\nDELE 2\r\nSTAT\r\nLIST 1\r\n",
+        );
+    }
+
+    #[test]
+    fn sizes_follow_streamed_messages_with_forged_headers_removed() {
+        // The hook adds 8 octets ("X-S: n") and removes "X-Drop: 1" (11).
+        let client = b"USER a\r\nPASS b\r\nLIST 1\r\nRETR 1\r\nLIST 1\r\nLIST\r\n";
+        let server = b"+OK\r\n+OK\r\n+OK 1 23\r\n+OK\r\nA: b\r\nX-Drop: 1\r\n\r\nxy\r\n.\r\n+OK 1 23\r\n+OK\r\n1 23\r\n.\r\n";
+        let want = b"+OK POP3 ready <1.2@host>\r\n+OK\r\n+OK\r\n+OK 1 31\r\n+OK\r\nX-S: n\r\nA: b\r\n\r\nxy\r\n.\r\n+OK 1 20\r\n+OK\r\n1 20\r\n.\r\n";
+        every_chunking(
+            client,
+            server,
+            want,
+            b"USER a\r\nPASS b\r\nLIST 1\r\nRETR 1\r\nLIST 1\r\nLIST\r\n",
         );
     }
 

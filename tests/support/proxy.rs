@@ -6,6 +6,9 @@
 //! [`ProxyProcess::implicit`] / [`ProxyProcess::starttls`] build the usual
 //! arguments for a [`Dovecot`] upstream (`--log trace` included) and append
 //! any extra ones (`--keys DIR`, `--config FILE`, `--log-format json`, ...).
+//! clap rejects a flag given twice, so extra args must not repeat one of the
+//! built-in flags; build the list with [`ProxyProcess::upstream_args`] and
+//! [`ProxyProcess::start`] to change one of them (e.g. `--upstream-ca`).
 //!
 //! [`PopConn`] is a minimal raw POP3 client over `TcpStream` for tests that
 //! need exact control over the wire (reading the greeting of a refused
@@ -142,33 +145,14 @@ impl ProxyProcess {
         }
     }
 
-    /// Arguments for an implicit-TLS upstream at `d` (verified against its
-    /// CA only) with `--log trace`.
-    pub fn implicit_args(d: &Dovecot) -> Vec<OsString> {
-        let mut v: Vec<OsString> = vec![
-            "--upstream".into(),
-            format!("{}:{}", d.host_name, d.pop3s_port).into(),
-            "--upstream-tls".into(),
-            "implicit".into(),
-        ];
-        v.extend(Self::common_args(&d.ca_pem_path));
-        v
-    }
-
-    /// Arguments for an STLS upstream at `d`'s plain port with `--log trace`.
-    pub fn starttls_args(d: &Dovecot) -> Vec<OsString> {
-        let mut v: Vec<OsString> = vec![
-            "--upstream".into(),
-            format!("{}:{}", d.host_name, d.pop3_port).into(),
-            "--upstream-tls".into(),
-            "starttls".into(),
-        ];
-        v.extend(Self::common_args(&d.ca_pem_path));
-        v
-    }
-
-    fn common_args(ca: &Path) -> Vec<OsString> {
+    /// `--upstream HOST:PORT --upstream-tls MODE --upstream-ca CA
+    /// --no-system-roots --log trace`.
+    pub fn upstream_args(upstream: &str, tls_mode: &str, ca: &Path) -> Vec<OsString> {
         vec![
+            "--upstream".into(),
+            upstream.into(),
+            "--upstream-tls".into(),
+            tls_mode.into(),
             "--upstream-ca".into(),
             ca.as_os_str().to_owned(),
             "--no-system-roots".into(),
@@ -177,8 +161,21 @@ impl ProxyProcess {
         ]
     }
 
+    /// Arguments for an implicit-TLS upstream at `d` (verified against its
+    /// CA only) with `--log trace`.
+    pub fn implicit_args(d: &Dovecot) -> Vec<OsString> {
+        let upstream = format!("{}:{}", d.host_name, d.pop3s_port);
+        Self::upstream_args(&upstream, "implicit", &d.ca_pem_path)
+    }
+
+    /// Arguments for an STLS upstream at `d`'s plain port with `--log trace`.
+    pub fn starttls_args(d: &Dovecot) -> Vec<OsString> {
+        let upstream = format!("{}:{}", d.host_name, d.pop3_port);
+        Self::upstream_args(&upstream, "starttls", &d.ca_pem_path)
+    }
+
     /// A proxy in front of `d`'s implicit-TLS port; `extra` args appended
-    /// (later flags win for clap, e.g. another `--upstream-ca` or `--log`).
+    /// (they must not repeat a flag of [`ProxyProcess::implicit_args`]).
     pub fn implicit<S: AsRef<OsStr>>(d: &Dovecot, extra: &[S]) -> ProxyProcess {
         let mut args = Self::implicit_args(d);
         args.extend(extra.iter().map(|a| a.as_ref().to_owned()));
@@ -290,10 +287,18 @@ impl Drop for ProxyProcess {
             let _ = self.child.wait();
         }
         if std::thread::panicking() {
+            // The tail only: rustls trace output is long.
+            let log = self.log();
+            let mut start = log.len().saturating_sub(16 * 1024);
+            while !log.is_char_boundary(start) {
+                start += 1;
+            }
             eprintln!(
-                "--- popcrypt log ({}) ---\n{}",
+                "--- popcrypt log ({}, last {} of {} octets) ---\n{}",
                 self.log_path.display(),
-                self.log()
+                log.len() - start,
+                log.len(),
+                &log[start..]
             );
         }
     }
