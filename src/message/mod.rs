@@ -13,6 +13,7 @@
 pub mod mime;
 pub mod openpgp;
 pub mod report;
+pub mod smime;
 
 use std::sync::Arc;
 
@@ -404,67 +405,118 @@ fn is_protected(p: &mail_parser::MessagePart<'_>) -> bool {
         || mime::param(p, "hp").is_some()
 }
 
+/// One signature result, whatever the scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sig {
+    /// Valid, by a trusted signer; `id` identifies it in the report
+    /// (fingerprint, or certificate email if `id` is empty).
+    Good {
+        id: String,
+        emails: Vec<String>,
+    },
+    Bad(String),
+    /// `detail` says whose signature it is (issuer, certificate).
+    Unknown(String),
+    Rejected(String),
+}
+
+impl From<&SigVerdict> for Sig {
+    fn from(v: &SigVerdict) -> Sig {
+        match v {
+            SigVerdict::Good { signer, emails } => Sig::Good {
+                id: signer.clone(),
+                emails: emails.clone(),
+            },
+            SigVerdict::Bad { reason } => Sig::Bad(reason.clone()),
+            SigVerdict::UnknownSigner { issuers } => {
+                Sig::Unknown(format!("issuer={}", issuers.join("/")))
+            }
+            SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
+        }
+    }
+}
+
+/// The `X-Popcrypt-Signature` value for OpenPGP signature results.
+fn verdict(sigs: &[SigVerdict], from: &[String], whole: bool) -> String {
+    let sigs: Vec<Sig> = sigs.iter().map(Sig::from).collect();
+    scheme_verdict("openpgp", &sigs, from, whole)
+}
+
 /// The `X-Popcrypt-Signature` value for a set of signature results.
 /// `whole` is false when the signature covers only part of the message.
-fn verdict(sigs: &[SigVerdict], from: &[String], whole: bool) -> String {
+fn scheme_verdict(scheme: &str, sigs: &[Sig], from: &[String], whole: bool) -> String {
     if sigs.is_empty() {
         return "none".into();
     }
-    let inner = verdict_whole(sigs, from);
+    let inner = verdict_whole(scheme, sigs, from);
     if whole {
         inner
     } else {
         // Never good: text outside the signed block is not covered.
-        let detail = inner.strip_prefix("openpgp; ").unwrap_or(&inner);
+        let prefix = format!("{scheme}; ");
+        let detail = inner.strip_prefix(&prefix).unwrap_or(&inner);
         format!(
-            "openpgp; partial (text outside the signed block is not covered); signed-part={detail}"
+            "{scheme}; partial (text outside the signed block is not covered); signed-part={detail}"
         )
     }
 }
 
-fn verdict_whole(sigs: &[SigVerdict], from: &[String]) -> String {
-    if let Some(SigVerdict::Bad { reason }) =
-        sigs.iter().find(|s| matches!(s, SigVerdict::Bad { .. }))
-    {
-        return format!("openpgp; bad ({reason})");
+fn verdict_whole(scheme: &str, sigs: &[Sig], from: &[String]) -> String {
+    if let Some(Sig::Bad(reason)) = sigs.iter().find(|s| matches!(s, Sig::Bad(_))) {
+        return format!("{scheme}; bad ({reason})");
     }
     let goods: Vec<(&String, &Vec<String>)> = sigs
         .iter()
         .filter_map(|s| match s {
-            SigVerdict::Good { signer, emails } => Some((signer, emails)),
+            Sig::Good { id, emails } => Some((id, emails)),
             _ => None,
         })
         .collect();
-    if let Some((signer, emails)) = goods.first() {
+    let label = |id: &String, emails: &Vec<String>| {
+        if id.is_empty() {
+            emails.first().cloned().unwrap_or_default()
+        } else {
+            id.clone()
+        }
+    };
+    if let Some((id, emails)) = goods.first() {
         if from.len() != 1 {
             return format!(
-                "openpgp; from-mismatch; signer={signer}; from={} (exactly one From address required)",
-                if from.is_empty() { "none".to_string() } else { from.join(",") }
+                "{scheme}; from-mismatch; signer={}; from={} (exactly one From address required)",
+                label(id, emails),
+                if from.is_empty() {
+                    "none".to_string()
+                } else {
+                    from.join(",")
+                }
             );
         }
-        if let Some((s, _)) = goods.iter().find(|(_, e)| e.iter().any(|m| m == &from[0])) {
-            return format!("openpgp; good; signer={s}");
+        if let Some((id, emails)) = goods
+            .iter()
+            .find(|(_, e)| e.iter().any(|m| m.eq_ignore_ascii_case(&from[0])))
+        {
+            let shown = if id.is_empty() { &from[0] } else { *id };
+            let _ = emails;
+            return format!("{scheme}; good; signer={shown}");
         }
         return format!(
-            "openpgp; from-mismatch; signer={signer}; signer-uids={}; from={}",
+            "{scheme}; from-mismatch; signer={}; signer-emails={}; from={}",
+            label(id, emails),
             emails.join(","),
             from[0]
         );
     }
-    if let Some(SigVerdict::Rejected { reason }) = sigs
-        .iter()
-        .find(|s| matches!(s, SigVerdict::Rejected { .. }))
-    {
-        return format!("openpgp; rejected (policy: {reason})");
+    if let Some(Sig::Rejected(reason)) = sigs.iter().find(|s| matches!(s, Sig::Rejected(_))) {
+        return format!("{scheme}; rejected (policy: {reason})");
     }
-    let issuers: Vec<String> = sigs
+    let who: Vec<&str> = sigs
         .iter()
         .filter_map(|s| match s {
-            SigVerdict::UnknownSigner { issuers } => Some(issuers.join("/")),
+            Sig::Unknown(d) => Some(d.as_str()),
             _ => None,
         })
         .collect();
-    format!("openpgp; unknown-signer; issuer={}", issuers.join(","))
+    format!("{scheme}; unknown-signer; {}", who.join("; "))
 }
 
 /// The verdict word of a signature report: `bad`, `from-mismatch`, ...
