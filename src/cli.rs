@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// Keys directory (openpgp/, smime/, trust/).
     #[arg(long)]
     pub keys: Option<PathBuf>,
+    /// File whose first line is the passphrase for protected secret keys.
+    #[arg(long)]
+    pub keys_passphrase_file: Option<PathBuf>,
+    /// Environment variable holding that passphrase.
+    #[arg(long)]
+    pub keys_passphrase_env: Option<String>,
     /// What to do with messages whose signature is not good.
     #[arg(long, value_enum)]
     pub signature_policy: Option<SignaturePolicy>,
@@ -139,6 +145,12 @@ impl ServeArgs {
         }
         if let Some(v) = &self.keys {
             f.keys = Some(v.clone());
+        }
+        if let Some(v) = &self.keys_passphrase_file {
+            f.keys_passphrase_file = Some(v.clone());
+        }
+        if let Some(v) = &self.keys_passphrase_env {
+            f.keys_passphrase_env = Some(v.clone());
         }
         if let Some(v) = self.signature_policy {
             f.signature_policy = Some(v);

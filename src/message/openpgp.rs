@@ -125,7 +125,7 @@ fn classify(r: VerificationResult<'_>) -> SigVerdict {
         Err(VerificationError::BadSignature { error, .. }) => {
             match error.downcast_ref::<openpgp::Error>() {
                 Some(openpgp::Error::PolicyViolation(what, _)) => SigVerdict::Rejected {
-                    reason: format!("policy rejects {what} signatures"),
+                    reason: format!("{what} signatures are not accepted"),
                 },
                 _ => SigVerdict::Bad {
                     reason: format!("signature does not verify: {error}"),
