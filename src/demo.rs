@@ -28,6 +28,41 @@ pub const DEMO_USER: &str = "demo";
 /// The demo password (it protects nothing real).
 pub const DEMO_PASSWORD: &str = "demo-password";
 
+/// DEMO ONLY OpenPGP keys: the demo user's secret key and correspondents'
+/// certificates (file name, bytes).
+const DEMO_OPENPGP: &[(&str, &[u8])] = &[
+    (
+        "demo-recipient.sec.asc",
+        include_bytes!("../keys/demo/openpgp/demo-recipient.sec.asc"),
+    ),
+    (
+        "alice.pub.asc",
+        include_bytes!("../keys/demo/openpgp/alice.pub.asc"),
+    ),
+    (
+        "bob-rsa.pub.asc",
+        include_bytes!("../keys/demo/openpgp/bob-rsa.pub.asc"),
+    ),
+];
+
+/// Encrypted and signed samples (made with GnuPG from the demo keys).
+const DEMO_SAMPLES: &[&[u8]] = &[
+    include_bytes!("../keys/demo/samples/openpgp-encrypted.eml"),
+    include_bytes!("../keys/demo/samples/openpgp-signed.eml"),
+    include_bytes!("../keys/demo/samples/openpgp-tampered.eml"),
+];
+
+/// The demo keyring, built from the embedded DEMO-ONLY keys.
+pub fn demo_keyring() -> Result<crate::keys::Keyring, String> {
+    let mut ring = crate::keys::Keyring::default();
+    for (name, bytes) in DEMO_OPENPGP {
+        ring.openpgp
+            .add_bytes(std::path::Path::new(name), bytes, None)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(ring)
+}
+
 /// The sample mailbox, CRLF line ends.
 pub fn sample_mailbox() -> Vec<Vec<u8>> {
     let msgs: [&str; 3] = [
@@ -37,6 +72,11 @@ pub fn sample_mailbox() -> Vec<Vec<u8>> {
     ];
     msgs.iter()
         .map(|m| m.replace('\n', "\r\n").into_bytes())
+        .chain(
+            DEMO_SAMPLES
+                .iter()
+                .map(|m| crate::pop3::response::crlf_lines(m)),
+        )
         .collect()
 }
 
@@ -65,7 +105,14 @@ async fn run_inner(listen: SocketAddr, once: bool) -> Result<(), String> {
     };
     let mut config = Config::from_file_config(file).map_err(|e| e.to_string())?;
     config.upstream_ca_pem = Some(DEMO_CA_PEM.to_vec());
-    let ctx = Context::new(config, Transformer::new())?;
+    let keys = demo_keyring()?;
+    let ctx = Context::new(
+        config,
+        Transformer::with_keys(
+            keys,
+            crate::pop3::session::EngineLimits::default().max_message_size,
+        ),
+    )?;
     let proxy = Proxy::bind(ctx)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e} (try --listen 127.0.0.1:0)"))?;
