@@ -28,18 +28,17 @@ pub struct PassphraseSource {
 }
 
 impl PassphraseSource {
-    fn read(&self) -> Result<Option<Password>, KeyError> {
+    fn read(&self) -> Result<Option<String>, KeyError> {
         if let Some(f) = &self.file {
             let text = std::fs::read_to_string(f).map_err(|e| KeyError::Io {
                 path: f.clone(),
                 source: e,
             })?;
-            let line = text.lines().next().unwrap_or("").to_string();
-            return Ok(Some(Password::from(line)));
+            return Ok(Some(text.lines().next().unwrap_or("").to_string()));
         }
         if let Some(var) = &self.env {
             return match std::env::var(var) {
-                Ok(v) => Ok(Some(Password::from(v))),
+                Ok(v) => Ok(Some(v)),
                 Err(_) => Err(KeyError::MissingEnv(var.clone())),
             };
         }
@@ -63,6 +62,8 @@ pub enum KeyError {
     NoPassphrase { file: PathBuf, fingerprint: String },
     #[error("keys directory {} does not exist", .0.display())]
     NoDir(PathBuf),
+    #[error(transparent)]
+    Smime(#[from] crate::message::smime::SmimeKeyError),
     #[error("the passphrase environment variable {0} is not set")]
     MissingEnv(String),
 }
@@ -97,12 +98,13 @@ impl std::fmt::Debug for PgpKeys {
 #[derive(Debug, Default)]
 pub struct Keyring {
     pub openpgp: PgpKeys,
+    pub smime: crate::message::smime::SmimeKeys,
 }
 
 impl Keyring {
     /// True when nothing was loaded (popcrypt only relays).
     pub fn is_empty(&self) -> bool {
-        self.openpgp.certs.is_empty() && self.openpgp.secrets.is_empty()
+        self.openpgp.certs.is_empty() && self.openpgp.secrets.is_empty() && self.smime.is_empty()
     }
 
     /// One line per kind of material, for the start-up log.
@@ -113,27 +115,50 @@ impl Keyring {
             .iter()
             .map(|s| s.key.fingerprint().to_hex())
             .collect();
-        vec![format!(
-            "OpenPGP: {} certificate(s), {} unlocked secret key(s){}",
-            self.openpgp.certs.len(),
-            own.len(),
-            if own.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", own.join(", "))
-            }
-        )]
+        vec![
+            format!(
+                "OpenPGP: {} certificate(s), {} unlocked secret key(s){}",
+                self.openpgp.certs.len(),
+                own.len(),
+                if own.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", own.join(", "))
+                }
+            ),
+            self.smime.summary(),
+        ]
     }
 
-    /// Load `dir` (each subdirectory optional).
+    /// Load `dir` (each subdirectory optional); S/MIME signatures are
+    /// trusted only through `trust/`.
     pub fn load(dir: &Path, pass: &PassphraseSource) -> Result<Keyring, KeyError> {
+        Keyring::load_with(dir, pass, false)
+    }
+
+    /// Load `dir`; with `smime_system_roots`, S/MIME signatures chaining to
+    /// the system's CA store are trusted too.
+    pub fn load_with(
+        dir: &Path,
+        pass: &PassphraseSource,
+        smime_system_roots: bool,
+    ) -> Result<Keyring, KeyError> {
         if !dir.is_dir() {
             return Err(KeyError::NoDir(dir.to_owned()));
         }
         let mut ring = Keyring::default();
+        let passphrase = pass.read()?;
+        let smime_dir = dir.join("smime");
+        let trust_dir = dir.join("trust");
+        ring.smime = crate::message::smime::SmimeKeys::load(
+            smime_dir.is_dir().then_some(smime_dir.as_path()),
+            trust_dir.is_dir().then_some(trust_dir.as_path()),
+            passphrase.as_deref(),
+            smime_system_roots,
+        )?;
         let pgp_dir = dir.join("openpgp");
         if pgp_dir.is_dir() {
-            let password = pass.read()?;
+            let password = passphrase.map(Password::from);
             for path in files_in(&pgp_dir)? {
                 let bytes = std::fs::read(&path).map_err(|e| KeyError::Io {
                     path: path.clone(),

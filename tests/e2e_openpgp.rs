@@ -23,7 +23,7 @@ fn case(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn header<'a>(msg: &'a [u8], name: &str) -> Option<String> {
+fn header(msg: &[u8], name: &str) -> Option<String> {
     let end = popcrypt::message::header_end(msg);
     String::from_utf8_lossy(&msg[..end]).lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;

@@ -71,6 +71,33 @@ pub fn header_end(raw: &[u8]) -> usize {
     raw.len()
 }
 
+/// Whether an entity starts with a header field (`name:` with RFC 5322
+/// field-name characters). A decrypted entity that does not is all body.
+pub fn starts_with_header(raw: &[u8]) -> bool {
+    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let line = &raw[..line_end];
+    match line.iter().position(|&b| b == b':') {
+        Some(0) | None => false,
+        Some(i) => line[..i].iter().all(|&b| (33..=126).contains(&b)),
+    }
+}
+
+/// Header block end and body start of a MIME entity, treating an entity
+/// that does not start with a header field as having no headers.
+pub fn entity_split(raw: &[u8]) -> (usize, usize) {
+    if !starts_with_header(raw) {
+        let skip = if raw.starts_with(b"\r\n") {
+            2
+        } else if raw.starts_with(b"\n") {
+            1
+        } else {
+            0
+        };
+        return (0, skip);
+    }
+    (header_end(raw), body_start(raw))
+}
+
 /// Offset of the body (after the blank line), or the end.
 pub fn body_start(raw: &[u8]) -> usize {
     let h = header_end(raw);
@@ -197,6 +224,18 @@ mod tests {
             f.iter().flat_map(|f| f.raw.to_vec()).collect::<Vec<_>>(),
             block
         );
+    }
+
+    #[test]
+    fn entities_without_headers() {
+        assert_eq!(entity_split(b"just text\r\nmore\r\n\r\nend\r\n"), (0, 0));
+        assert_eq!(entity_split(b"\r\nbody\r\n"), (0, 2));
+        assert_eq!(
+            entity_split(b"Content-Type: text/plain\r\n\r\nbody\r\n"),
+            (26, 28)
+        );
+        assert_eq!(entity_split(b"note: this is prose\r\n"), (21, 21));
+        assert!(!starts_with_header(b"two words: x"));
     }
 
     #[test]

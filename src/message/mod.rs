@@ -118,10 +118,24 @@ impl Transformer {
             .to_ascii_lowercase();
         let pgp = &self.keys.openpgp;
         let has_pgp = !pgp.certs.is_empty() || !pgp.secrets.is_empty();
+        let has_smime = !self.keys.smime.is_empty();
+        let from = mime::from_addresses(&msg);
+        let date = msg.date().map(|d| d.to_timestamp());
+        if has_smime && is_pkcs7_mime(root) {
+            return self.smime_mime(root, &from, date);
+        }
+        if has_smime
+            && ctype == "multipart/signed"
+            && matches!(
+                protocol.as_str(),
+                "application/pkcs7-signature" | "application/x-pkcs7-signature"
+            )
+        {
+            return self.smime_signed(&msg, raw, root, &from, date);
+        }
         if !has_pgp {
             return Self::none(Report::default());
         }
-        let from = mime::from_addresses(&msg);
         match (ctype.as_str(), protocol.as_str()) {
             ("multipart/encrypted", "application/pgp-encrypted") => {
                 self.pgp_mime_encrypted(&msg, root, &from)
@@ -176,37 +190,57 @@ impl Transformer {
                 signature: "none".into(),
             });
         }
-        let plaintext = drop_legacy_display(d.plaintext);
-        let mut sigs = d.outcome.sigs;
-        let inner_head_end = mime::header_end(&plaintext);
-        let inner_head = &plaintext[..inner_head_end];
-        let body = plaintext[mime::body_start(&plaintext)..].to_vec();
-        let mut protected_src: Option<Vec<u8>> = None;
-        if let Some(inner) = mime::parse(&plaintext) {
-            let iroot = &inner.parts[0];
-            if is_protected(iroot) {
-                protected_src = Some(inner_head.to_vec());
-            }
-            // RFC 3156 §6.2: multipart/signed inside the encryption.
-            if mime::mime_type(iroot) == "multipart/signed"
-                && mime::param(iroot, "protocol")
-                    .is_some_and(|p| p.eq_ignore_ascii_case("application/pgp-signature"))
+        let sigs = d
+            .outcome
+            .sigs
+            .iter()
+            .map(|v| ("openpgp", Sig::from(v)))
+            .collect();
+        self.deliver(
+            d.plaintext,
+            sigs,
+            "openpgp; decrypted".into(),
+            false,
+            outer_from,
+            None,
+        )
+    }
+
+    /// Deliver a decrypted or unwrapped MIME entity: look inside it for
+    /// signatures and further S/MIME layers, apply protected headers, and
+    /// build the replacement and the report. `no_integrity`: the decryption
+    /// had no integrity protection (S/MIME CBC), which only a good signature
+    /// inside can make up for.
+    fn deliver(
+        &self,
+        entity: Vec<u8>,
+        mut sigs: Vec<(&'static str, Sig)>,
+        mut encryption: String,
+        no_integrity: bool,
+        outer_from: &[String],
+        date: Option<i64>,
+    ) -> Processed {
+        let mut notes = Vec::new();
+        let (entity, protected_src) = self.inner_layers(entity, 0, &mut sigs, &mut notes, date);
+        let mut no_integrity = no_integrity;
+        if encryption == "none" {
+            // Encrypt-then-sign: the decryption happened inside.
+            if let Some(Layer::Decrypted {
+                algorithm,
+                auth,
+                legacy,
+            }) = notes.iter().find(|n| matches!(n, Layer::Decrypted { .. }))
             {
-                let ikids = mime::children(&inner, iroot);
-                if ikids.len() == 2 && mime::mime_type(ikids[1]) == "application/pgp-signature" {
-                    if let Some(span) = mime::part_span(&plaintext, ikids[0]) {
-                        sigs.extend(openpgp::verify_detached(pgp, ikids[1].contents(), span));
-                        if is_protected(ikids[0]) {
-                            protected_src = Some(span[..mime::header_end(span)].to_vec());
-                        }
-                    }
-                } else {
-                    sigs.push(SigVerdict::Bad {
-                        reason: "malformed multipart/signed inside the encryption".into(),
-                    });
-                }
+                encryption = format!(
+                    "smime; decrypted; algorithm={algorithm}{}",
+                    if *legacy { " (legacy)" } else { "" }
+                );
+                no_integrity = !auth;
             }
         }
+        let (head_end, body_start) = mime::entity_split(&entity);
+        let head = &entity[..head_end];
+        let body = entity[body_start..].to_vec();
         let protected = protected_src
             .as_deref()
             .map(|src| {
@@ -229,12 +263,29 @@ impl Transformer {
                 from = mime::from_addresses(&p);
             }
         }
-        let mime_headers: Vec<u8> = mime::fields(inner_head)
+        let mime_headers: Vec<u8> = mime::fields(head)
             .into_iter()
             .filter(|f| f.name.starts_with("content-"))
             .flat_map(|f| f.raw.to_vec())
             .collect();
-        let mut encryption = "openpgp; decrypted".to_string();
+        let scheme = sigs.first().map_or("openpgp", |(s, _)| *s);
+        let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
+        let signature = scheme_verdict(scheme, &plain, &from, true);
+        if no_integrity && !signature.contains("; good;") {
+            encryption.push_str("; integrity=none");
+        }
+        for n in &notes {
+            match n {
+                Layer::Unwrapped => encryption.push_str("; signed-data unwrapped"),
+                Layer::Decrypted { algorithm, .. }
+                    if !encryption.starts_with("smime; decrypted") =>
+                {
+                    encryption.push_str(&format!("; inner smime decrypted ({algorithm})"))
+                }
+                Layer::Decrypted { .. } => {}
+                Layer::Failed(e) => encryption.push_str(&format!("; inner smime failed ({e})")),
+            }
+        }
         if !protected_names.is_empty() {
             encryption.push_str(&format!(
                 "; protected-headers={}",
@@ -244,7 +295,7 @@ impl Transformer {
         Processed {
             report: Report {
                 encryption,
-                signature: verdict(&sigs, &from, true),
+                signature,
             },
             replacement: Some(Replacement {
                 protected,
@@ -252,6 +303,225 @@ impl Transformer {
                 body,
             }),
         }
+    }
+
+    /// Signatures and S/MIME layers inside a decrypted entity (RFC 3156
+    /// §6.2 multipart/signed, S/MIME sign-then-encrypt and
+    /// encrypt-then-sign). Returns the entity to deliver and the header
+    /// block that carries protected headers, if any.
+    fn inner_layers(
+        &self,
+        entity: Vec<u8>,
+        depth: u8,
+        sigs: &mut Vec<(&'static str, Sig)>,
+        notes: &mut Vec<Layer>,
+        date: Option<i64>,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
+        let entity = drop_legacy_display(entity);
+        let mut unwrap: Option<Vec<u8>> = None;
+        let mut protected = None;
+        {
+            let Some(inner) = mime::parse(&entity) else {
+                return (entity, None);
+            };
+            let iroot = &inner.parts[0];
+            if is_protected(iroot) {
+                protected = Some(entity[..mime::header_end(&entity)].to_vec());
+            }
+            let itype = mime::mime_type(iroot);
+            let proto = mime::param(iroot, "protocol")
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            let ikids = mime::children(&inner, iroot);
+            match (itype.as_str(), proto.as_str()) {
+                ("multipart/signed", "application/pgp-signature") => {
+                    match (ikids.as_slice(), ikids.get(1).map(|k| mime::mime_type(k))) {
+                        ([first, second], Some(t)) if t == "application/pgp-signature" => {
+                            if let Some(span) = mime::part_span(&entity, first) {
+                                let v = openpgp::verify_detached(
+                                    &self.keys.openpgp,
+                                    second.contents(),
+                                    span,
+                                );
+                                sigs.extend(v.iter().map(|v| ("openpgp", Sig::from(v))));
+                                if is_protected(first) {
+                                    protected = Some(span[..mime::header_end(span)].to_vec());
+                                }
+                            }
+                        }
+                        _ => sigs.push((
+                            "openpgp",
+                            Sig::Bad("malformed multipart/signed inside the encryption".into()),
+                        )),
+                    }
+                }
+                (
+                    "multipart/signed",
+                    "application/pkcs7-signature" | "application/x-pkcs7-signature",
+                ) => match ikids.as_slice() {
+                    [first, second] if is_pkcs7_signature(second) => {
+                        if let Some(span) = mime::part_span(&entity, first) {
+                            let v =
+                                smime::verify_detached(&self.keys.smime, second.contents(), span);
+                            let v = smime::check_message_date(v, date);
+                            sigs.extend(v.iter().map(|v| ("smime", Sig::from(v))));
+                            if is_protected(first) {
+                                protected = Some(span[..mime::header_end(span)].to_vec());
+                            }
+                        }
+                    }
+                    _ => sigs.push((
+                        "smime",
+                        Sig::Bad("malformed multipart/signed inside the encryption".into()),
+                    )),
+                },
+                _ if depth < 3 && is_pkcs7_mime(iroot) => {
+                    let der = cms_bytes(iroot);
+                    let der = &der[..];
+                    match smime_kind(iroot, der).as_str() {
+                        "signed-data" => {
+                            let cap = self.cap_for(der.len());
+                            let (content, v) = smime::verify_opaque(&self.keys.smime, der, cap);
+                            let v = smime::check_message_date(v, date);
+                            sigs.extend(v.iter().map(|v| ("smime", Sig::from(v))));
+                            if let Some(c) = content {
+                                notes.push(Layer::Unwrapped);
+                                unwrap = Some(c);
+                            }
+                        }
+                        "enveloped-data" | "auth-enveloped-data" => {
+                            match smime::decrypt(&self.keys.smime, der, self.cap_for(der.len())) {
+                                Ok(d) => {
+                                    notes.push(Layer::Decrypted {
+                                        algorithm: d.algorithm.clone(),
+                                        auth: d.auth_enveloped,
+                                        legacy: d.legacy_algorithm,
+                                    });
+                                    unwrap = Some(d.content);
+                                }
+                                Err(e) => notes.push(Layer::Failed(e.to_string())),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        match unwrap {
+            Some(c) => self.inner_layers(
+                crate::pop3::response::crlf_lines(&c),
+                depth + 1,
+                sigs,
+                notes,
+                date,
+            ),
+            None => (entity, protected),
+        }
+    }
+
+    /// S/MIME application/pkcs7-mime as the whole message.
+    fn smime_mime(
+        &self,
+        root: &mail_parser::MessagePart<'_>,
+        from: &[String],
+        date: Option<i64>,
+    ) -> Processed {
+        let der = cms_bytes(root);
+        let der = &der[..];
+        let keys = &self.keys.smime;
+        match smime_kind(root, der).as_str() {
+            "enveloped-data" | "auth-enveloped-data" => {
+                let d = match smime::decrypt(keys, der, self.cap_for(der.len())) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return Self::none(Report {
+                            encryption: format!("smime; failed ({e})"),
+                            signature: "none".into(),
+                        })
+                    }
+                };
+                let mut encryption = format!("smime; decrypted; algorithm={}", d.algorithm);
+                if d.legacy_algorithm {
+                    encryption.push_str(" (legacy)");
+                }
+                let entity = crate::pop3::response::crlf_lines(&d.content);
+                self.deliver(
+                    entity,
+                    Vec::new(),
+                    encryption,
+                    !d.auth_enveloped,
+                    from,
+                    date,
+                )
+            }
+            "signed-data" => {
+                let (content, v) = smime::verify_opaque(keys, der, self.cap_for(der.len()));
+                let v = smime::check_message_date(v, date);
+                let sigs: Vec<(&'static str, Sig)> =
+                    v.iter().map(|v| ("smime", Sig::from(v))).collect();
+                match content {
+                    Some(c) => {
+                        let entity = crate::pop3::response::crlf_lines(&c);
+                        self.deliver(entity, sigs, "none".into(), false, from, date)
+                    }
+                    None => {
+                        let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
+                        Self::none(Report {
+                            encryption: "none".into(),
+                            signature: scheme_verdict("smime", &plain, from, true),
+                        })
+                    }
+                }
+            }
+            other => Self::none(Report {
+                encryption: format!("smime; failed (unsupported CMS content: {other})"),
+                signature: "none".into(),
+            }),
+        }
+    }
+
+    /// S/MIME multipart/signed as the whole message: verified, and passed
+    /// unchanged unless the signed part is itself encrypted
+    /// (encrypt-then-sign), which is then decrypted, both layers reported.
+    fn smime_signed(
+        &self,
+        msg: &mail_parser::Message<'_>,
+        raw: &[u8],
+        root: &mail_parser::MessagePart<'_>,
+        from: &[String],
+        date: Option<i64>,
+    ) -> Processed {
+        let kids = mime::children(msg, root);
+        let signature = |s: &str| {
+            Self::none(Report {
+                encryption: "none".into(),
+                signature: s.into(),
+            })
+        };
+        if kids.len() != 2 || !is_pkcs7_signature(kids[1]) {
+            return signature(
+                "smime; bad (malformed multipart/signed: expected the signed part and an \
+                 application/pkcs7-signature part)",
+            );
+        }
+        let Some(span) = mime::part_span(raw, kids[0]) else {
+            return signature("smime; bad (cannot locate the signed part)");
+        };
+        let v = smime::verify_detached(&self.keys.smime, kids[1].contents(), span);
+        let v = smime::check_message_date(v, date);
+        let sigs: Vec<(&'static str, Sig)> = v.iter().map(|v| ("smime", Sig::from(v))).collect();
+        if is_pkcs7_mime(kids[0]) {
+            let der = cms_bytes(kids[0]);
+            if matches!(
+                smime_kind(kids[0], &der).as_str(),
+                "enveloped-data" | "auth-enveloped-data"
+            ) {
+                return self.deliver(span.to_vec(), sigs, "none".into(), false, from, date);
+            }
+        }
+        let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
+        signature(&scheme_verdict("smime", &plain, from, true))
     }
 
     /// RFC 3156 multipart/signed as the whole message: verified, unchanged.
@@ -373,6 +643,21 @@ fn drop_legacy_display(plaintext: Vec<u8>) -> Vec<u8> {
             return plaintext;
         };
         let root = &inner.parts[0];
+        // RFC 9788: a single text/plain part marked hp-legacy-display="1"
+        // starts with the Legacy Display Element, ended by a blank line.
+        if mime::mime_type(root) == "text/plain"
+            && mime::param(root, "hp-legacy-display").is_some_and(|v| v == "1")
+            && root.encoding == mail_parser::Encoding::None
+        {
+            let start = mime::body_start(&plaintext);
+            let body = &plaintext[start..];
+            let Some(blank) = body.windows(4).position(|w| w == b"\r\n\r\n") else {
+                return plaintext;
+            };
+            let mut out = plaintext[..start].to_vec();
+            out.extend_from_slice(&body[blank + 4..]);
+            return out;
+        }
         if !is_protected(root) || mime::mime_type(root) != "multipart/mixed" {
             return plaintext;
         }
@@ -418,6 +703,91 @@ enum Sig {
     /// `detail` says whose signature it is (issuer, certificate).
     Unknown(String),
     Rejected(String),
+}
+
+impl From<&smime::SigVerdict> for Sig {
+    fn from(v: &smime::SigVerdict) -> Sig {
+        match v {
+            smime::SigVerdict::Good { emails, .. } => Sig::Good {
+                id: String::new(),
+                emails: emails.clone(),
+            },
+            smime::SigVerdict::Bad { reason } => Sig::Bad(reason.clone()),
+            smime::SigVerdict::UnknownSigner { who } => Sig::Unknown(format!("signer={who}")),
+            smime::SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
+        }
+    }
+}
+
+/// A layer found inside a decrypted or unwrapped entity.
+#[derive(Debug)]
+enum Layer {
+    Unwrapped,
+    Decrypted {
+        algorithm: String,
+        auth: bool,
+        legacy: bool,
+    },
+    Failed(String),
+}
+
+/// The CMS bytes of a pkcs7-mime part. With a binary transfer encoding the
+/// POP3 path (and the server's LF to CRLF conversion) may have added CR
+/// before LF; if the bytes do not read as CMS, that is undone.
+fn cms_bytes<'a>(p: &'a mail_parser::MessagePart<'_>) -> std::borrow::Cow<'a, [u8]> {
+    let der = p.contents();
+    if smime::content_type(der).is_some() {
+        return std::borrow::Cow::Borrowed(der);
+    }
+    let mut undone = Vec::with_capacity(der.len());
+    let mut i = 0;
+    while i < der.len() {
+        if der[i] == b'\r' && der.get(i + 1) == Some(&b'\n') {
+            i += 1;
+            continue;
+        }
+        undone.push(der[i]);
+        i += 1;
+    }
+    if smime::content_type(&undone).is_some() {
+        std::borrow::Cow::Owned(undone)
+    } else {
+        std::borrow::Cow::Borrowed(der)
+    }
+}
+
+/// application/pkcs7-mime (or the legacy x- name, or an octet-stream .p7m).
+fn is_pkcs7_mime(p: &mail_parser::MessagePart<'_>) -> bool {
+    match mime::mime_type(p).as_str() {
+        "application/pkcs7-mime" | "application/x-pkcs7-mime" => true,
+        "application/octet-stream" => {
+            let name = mime::param(p, "name")
+                .map(str::to_string)
+                .or_else(|| mail_parser::MimeHeaders::attachment_name(p).map(str::to_string))
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            name.ends_with(".p7m")
+        }
+        _ => false,
+    }
+}
+
+fn is_pkcs7_signature(p: &mail_parser::MessagePart<'_>) -> bool {
+    matches!(
+        mime::mime_type(p).as_str(),
+        "application/pkcs7-signature" | "application/x-pkcs7-signature"
+    )
+}
+
+/// The CMS content type, from smime-type or from the DER itself.
+fn smime_kind(p: &mail_parser::MessagePart<'_>, der: &[u8]) -> String {
+    let from_param = mime::param(p, "smime-type").map(|t| t.to_ascii_lowercase());
+    match from_param.as_deref() {
+        Some("enveloped-data") => "enveloped-data".into(),
+        Some("authenveloped-data") => "auth-enveloped-data".into(),
+        Some("signed-data") => "signed-data".into(),
+        _ => smime::content_type(der).unwrap_or_else(|| "unreadable".into()),
+    }
 }
 
 impl From<&SigVerdict> for Sig {

@@ -94,9 +94,12 @@ impl VerificationHelper for Helper<'_> {
 fn classify(r: VerificationResult<'_>) -> SigVerdict {
     match r {
         Ok(GoodChecksum { ka, .. }) => {
-            let cert = ka.cert();
+            // Only User IDs validly bound and not revoked (under the policy,
+            // now) may vouch for a From address.
+            let cert = ka.valid_cert();
             let emails = cert
                 .userids()
+                .revoked(false)
                 .filter_map(|u| u.userid().email_normalized().ok().flatten())
                 .collect();
             SigVerdict::Good {

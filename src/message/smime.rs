@@ -32,18 +32,17 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cms::cert::x509::der::asn1::{ContextSpecific, ObjectIdentifier, OctetString};
+use cms::cert::x509::der::asn1::{AnyRef, ObjectIdentifier, OctetString};
 use cms::cert::x509::der::{
-    self, Decode, DecodeValue, Encode, FixedTag, Header, Reader, Tag, TagNumber,
+    self, Decode, DecodeValue, Encode, FixedTag, Header, Reader, SliceReader, Tag, TagNumber,
+    Tagged,
 };
 use cms::cert::x509::time::Time;
-use cms::cert::CertificateChoices;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyAgreeRecipientIdentifier, OriginatorInfo,
-    RecipientIdentifier, RecipientInfo, RecipientInfos,
+    EncryptedContentInfo, KeyAgreeRecipientIdentifier, RecipientIdentifier, RecipientInfo,
 };
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
+use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier, SignerInfo};
 use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::error::ErrorStack;
 use openssl::nid::Nid;
@@ -255,7 +254,7 @@ fn pem_blocks(text: &[u8]) -> Vec<(String, Vec<u8>)> {
             break;
         };
         let stop = start + end + end_marker.len();
-        out.push((label, rest[start..stop].as_bytes().to_vec()));
+        out.push((label, rest.as_bytes()[start..stop].to_vec()));
         rest = &rest[stop..];
     }
     out
@@ -269,15 +268,6 @@ fn is_pkcs12_name(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
-}
-
-fn first_reason(e: &ErrorStack) -> String {
-    e.errors()
-        .iter()
-        .filter_map(|e| e.reason())
-        .next()
-        .unwrap_or("unknown OpenSSL error")
-        .to_string()
 }
 
 fn has_reason(e: &ErrorStack, needle: &str) -> bool {
@@ -741,18 +731,23 @@ fn format_time(secs: i64) -> String {
 
 /// The blob as OpenSSL sees it, and the same structure as the `cms` crate
 /// reads it from OpenSSL's DER re-encoding.
-struct Parsed {
+struct Parsed<'a> {
+    raw: &'a [u8],
     ossl: CmsContentInfo,
     info: ContentInfo,
 }
 
-fn parse(der: &[u8]) -> Result<Parsed, String> {
+fn parse(der: &[u8]) -> Result<Parsed<'_>, String> {
     let ossl = CmsContentInfo::from_der(der).map_err(|e| format!("not CMS: {}", reasons(&e)))?;
     let norm = ossl
         .to_der()
         .map_err(|e| format!("cannot re-encode CMS: {}", reasons(&e)))?;
     let info = ContentInfo::from_der(&norm).map_err(|e| format!("malformed CMS: {e}"))?;
-    Ok(Parsed { ossl, info })
+    Ok(Parsed {
+        raw: der,
+        ossl,
+        info,
+    })
 }
 
 /// What a CMS blob is: `enveloped-data`, `auth-enveloped-data`,
@@ -769,31 +764,107 @@ pub fn content_type(der: &[u8]) -> Option<String> {
         .map(|ci| content_type_name(&ci.content_type))
 }
 
-/// The parts of AuthEnvelopedData (RFC 5083) the `cms` crate 0.2 has no type
-/// for; read only as far as the encrypted content info.
-struct AuthEnvelopedHead {
-    recip_infos: RecipientInfos,
+/// Read a SET OF element by element, accepting duplicates and any order
+/// (real signers put the same certificate in twice; the `cms` crate's
+/// `SetOfVec` refuses that).
+fn set_elements<'a, T: Decode<'a>>(set: AnyRef<'a>) -> der::Result<Vec<T>> {
+    let mut r = SliceReader::new(set.value())?;
+    let mut v = Vec::new();
+    while !r.is_finished() {
+        v.push(T::decode(&mut r)?);
+    }
+    Ok(v)
+}
+
+fn context_tag(n: TagNumber) -> Tag {
+    Tag::ContextSpecific {
+        constructed: true,
+        number: n,
+    }
+}
+
+fn expect_set<'a, R: Reader<'a>>(r: &mut R) -> der::Result<AnyRef<'a>> {
+    let set = AnyRef::decode(r)?;
+    if set.tag() != Tag::Set {
+        return Err(der::Error::new(
+            der::ErrorKind::TagUnexpected {
+                expected: Some(Tag::Set),
+                actual: set.tag(),
+            },
+            r.position(),
+        ));
+    }
+    Ok(set)
+}
+
+/// EnvelopedData (RFC 5652) and AuthEnvelopedData (RFC 5083; the `cms`
+/// crate 0.2 has no type for it) share their first fields; read as far as
+/// the encrypted content info. OpenSSL checks the rest.
+struct EnvelopedHead {
+    recip_infos: Vec<RecipientInfo>,
     content: EncryptedContentInfo,
 }
 
-impl FixedTag for AuthEnvelopedHead {
+impl FixedTag for EnvelopedHead {
     const TAG: Tag = Tag::Sequence;
 }
 
-impl<'a> DecodeValue<'a> for AuthEnvelopedHead {
+impl<'a> DecodeValue<'a> for EnvelopedHead {
     fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
         reader.read_nested(header.length, |r| {
             let _version = CmsVersion::decode(r)?;
-            let _originator: Option<ContextSpecific<OriginatorInfo>> =
-                ContextSpecific::decode_implicit(r, TagNumber::N0)?;
-            let recip_infos = RecipientInfos::decode(r)?;
+            if r.peek_tag()? == context_tag(TagNumber::N0) {
+                let _originator = AnyRef::decode(r)?;
+            }
+            let recip_infos = set_elements::<RecipientInfo>(expect_set(r)?)?;
             let content = EncryptedContentInfo::decode(r)?;
-            // authAttrs, mac, unauthAttrs: OpenSSL checks them.
+            // unprotectedAttrs / authAttrs, mac, unauthAttrs: OpenSSL's job.
             let rest = r.remaining_len();
             r.read_slice(rest)?;
-            Ok(AuthEnvelopedHead {
+            Ok(EnvelopedHead {
                 recip_infos,
                 content,
+            })
+        })
+    }
+}
+
+/// SignedData as far as popcrypt reads it, leniently: certificates are kept
+/// as their original DER, SETs may hold duplicates.
+struct SignedLite {
+    encap: EncapsulatedContentInfo,
+    certs: Vec<Vec<u8>>,
+    signers: Vec<SignerInfo>,
+}
+
+impl FixedTag for SignedLite {
+    const TAG: Tag = Tag::Sequence;
+}
+
+impl<'a> DecodeValue<'a> for SignedLite {
+    fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
+        reader.read_nested(header.length, |r| {
+            let _version = CmsVersion::decode(r)?;
+            let _digest_algorithms = expect_set(r)?;
+            let encap = EncapsulatedContentInfo::decode(r)?;
+            let mut certs = Vec::new();
+            if r.peek_tag()? == context_tag(TagNumber::N0) {
+                let set = AnyRef::decode(r)?;
+                for c in set_elements::<AnyRef<'a>>(set)? {
+                    // CertificateChoices: only plain certificates (SEQUENCE).
+                    if c.tag() == Tag::Sequence {
+                        certs.push(c.to_der()?);
+                    }
+                }
+            }
+            if r.peek_tag()? == context_tag(TagNumber::N1) {
+                let _crls = AnyRef::decode(r)?;
+            }
+            let signers = set_elements::<SignerInfo>(expect_set(r)?)?;
+            Ok(SignedLite {
+                encap,
+                certs,
+                signers,
             })
         })
     }
@@ -831,9 +902,9 @@ pub enum SmimeError {
     Other(String),
 }
 
-fn recipient_strings(infos: &RecipientInfos) -> Vec<String> {
+fn recipient_strings(infos: &[RecipientInfo]) -> Vec<String> {
     let mut v = Vec::new();
-    for ri in infos.0.iter() {
+    for ri in infos {
         match ri {
             RecipientInfo::Ktri(k) => v.push(match &k.rid {
                 RecipientIdentifier::IssuerAndSerialNumber(ias) => issuer_serial_string(ias),
@@ -869,28 +940,23 @@ fn recipient_strings(infos: &RecipientInfos) -> Vec<String> {
 pub fn decrypt(keys: &SmimeKeys, der: &[u8], cap: usize) -> Result<Decrypted, SmimeError> {
     let parsed = parse(der).map_err(SmimeError::Corrupt)?;
     let ctype = parsed.info.content_type.to_string();
-    let (auth_enveloped, recip_infos, eci) =
-        match ctype.as_str() {
-            OID_ENVELOPED_DATA => {
-                let ed: EnvelopedData =
-                    parsed.info.content.decode_as().map_err(|e| {
-                        SmimeError::Corrupt(format!("malformed EnvelopedData: {e}"))
-                    })?;
-                (false, ed.recip_infos, ed.encrypted_content)
-            }
-            OID_AUTH_ENVELOPED_DATA => {
-                let ad: AuthEnvelopedHead = parsed.info.content.decode_as().map_err(|e| {
-                    SmimeError::Corrupt(format!("malformed AuthEnvelopedData: {e}"))
-                })?;
-                (true, ad.recip_infos, ad.content)
-            }
-            _ => {
-                return Err(SmimeError::Other(format!(
-                    "not encrypted: the CMS content type is {}",
-                    content_type_name(&parsed.info.content_type)
-                )))
-            }
-        };
+    let auth_enveloped = match ctype.as_str() {
+        OID_ENVELOPED_DATA => false,
+        OID_AUTH_ENVELOPED_DATA => true,
+        _ => {
+            return Err(SmimeError::Other(format!(
+                "not encrypted: the CMS content type is {}",
+                content_type_name(&parsed.info.content_type)
+            )))
+        }
+    };
+    let head: EnvelopedHead = parsed.info.content.decode_as().map_err(|e| {
+        SmimeError::Corrupt(format!(
+            "malformed {}: {e}",
+            content_type_name(&parsed.info.content_type)
+        ))
+    })?;
+    let (recip_infos, eci) = (head.recip_infos, head.content);
     let alg_oid = eci.content_enc_alg.oid.to_string();
     let known = CONTENT_CIPHERS.iter().find(|(o, ..)| *o == alg_oid);
     let (algorithm, legacy_algorithm) = match known {
@@ -916,9 +982,27 @@ pub fn decrypt(keys: &SmimeKeys, der: &[u8], cap: usize) -> Result<Decrypted, Sm
     if legacy_algorithm {
         legacy_provider();
     }
+    // Free the copy of the ciphertext before decrypting.
     drop(eci);
-    let mut first_error: Option<ErrorStack> = None;
-    for id in &keys.identities {
+    // Our identities named as recipients (read with the `cms` crate): OpenSSL
+    // 3.0's CMS_decrypt returns an empty error queue when the key type fits
+    // a RecipientInfo type but the certificate matches none, so "not for us"
+    // cannot be told from its errors alone.
+    let named: Vec<&Identity> = keys
+        .identities
+        .iter()
+        .filter(|id| is_named_recipient(&id.cert, &recip_infos))
+        .collect();
+    let others = keys
+        .identities
+        .iter()
+        .filter(|id| !named.iter().any(|n| std::ptr::eq(*n, *id)));
+    let mut first_error: Option<(String, ErrorStack)> = None;
+    for (id, named) in named
+        .iter()
+        .map(|id| (*id, true))
+        .chain(others.map(|id| (id, false)))
+    {
         match parsed.ossl.decrypt(&id.key, &id.cert) {
             Ok(content) => {
                 if content.len() > cap {
@@ -931,23 +1015,61 @@ pub fn decrypt(keys: &SmimeKeys, der: &[u8], cap: usize) -> Result<Decrypted, Sm
                     legacy_algorithm,
                 });
             }
-            Err(e) if has_reason(&e, "no matching recipient") => continue,
             Err(e) => {
-                if first_error.is_none() {
-                    first_error = Some(e);
+                if named && first_error.is_none() {
+                    first_error = Some((id.subject.clone(), e));
                 }
             }
         }
     }
     match first_error {
         None => Err(SmimeError::NotRecipient { recipients }),
-        Some(e) => Err(classify_decrypt_error(&e, &algorithm, auth_enveloped)),
+        Some((subject, e)) => Err(classify_decrypt_error(
+            &e,
+            &algorithm,
+            auth_enveloped,
+            &subject,
+        )),
     }
 }
 
-fn classify_decrypt_error(e: &ErrorStack, algorithm: &str, auth: bool) -> SmimeError {
+fn is_named_recipient(cert: &X509Ref, infos: &[RecipientInfo]) -> bool {
+    infos.iter().any(|ri| match ri {
+        RecipientInfo::Ktri(k) => match &k.rid {
+            RecipientIdentifier::IssuerAndSerialNumber(ias) => {
+                cert_matches_issuer_serial(cert, ias)
+            }
+            RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+                cert_matches_ski(cert, ski.0.as_bytes())
+            }
+        },
+        RecipientInfo::Kari(k) => k.recipient_enc_keys.iter().any(|rek| match &rek.rid {
+            KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) => {
+                cert_matches_issuer_serial(cert, ias)
+            }
+            KeyAgreeRecipientIdentifier::RKeyId(r) => {
+                cert_matches_ski(cert, r.subject_key_identifier.0.as_bytes())
+            }
+        }),
+        _ => false,
+    })
+}
+
+fn classify_decrypt_error(
+    e: &ErrorStack,
+    algorithm: &str,
+    auth: bool,
+    subject: &str,
+) -> SmimeError {
     let r = reasons(e);
     let lower = r.to_ascii_lowercase();
+    if lower.contains("no matching recipient") {
+        // The certificate is named, but OpenSSL has no RecipientInfo type
+        // for its key type (e.g. X25519 key agreement in OpenSSL 3.0).
+        return SmimeError::Unsupported(format!(
+            "the key type of {subject} is not supported for this recipient by OpenSSL's CMS"
+        ));
+    }
     if lower.contains("unsupported")
         || lower.contains("not supported")
         || lower.contains("unknown cipher")
@@ -980,6 +1102,9 @@ pub enum SigVerdict {
         emails: Vec<String>,
         /// The signer certificate's subject.
         subject: String,
+        /// The signingTime attribute (seconds since the Unix epoch), if
+        /// any; see [`check_message_date`].
+        signing_time: Option<i64>,
     },
     /// The signature does not verify (tampered), or the structure is unsafe
     /// or unreadable.
@@ -995,6 +1120,37 @@ pub enum SigVerdict {
     /// signing time, signing time in the future, weak or unsupported
     /// algorithm, wrong key usage.
     Rejected { reason: String },
+}
+
+/// How far a signature's signingTime may lie from the message's Date header.
+pub const DATE_TOLERANCE_SECS: i64 = 3600;
+
+/// Compare each good signature's signingTime with the message's Date header
+/// (seconds since the Unix epoch; the caller parses the header): a good
+/// signature made more than [`DATE_TOLERANCE_SECS`] away from the date the
+/// message claims becomes `Rejected` (a re-dated or replayed message, as in
+/// Thunderbird's `alice.future` test). Without a signingTime or a Date the
+/// verdicts are unchanged.
+pub fn check_message_date(verdicts: Vec<SigVerdict>, date: Option<i64>) -> Vec<SigVerdict> {
+    let Some(date) = date else {
+        return verdicts;
+    };
+    verdicts
+        .into_iter()
+        .map(|v| match v {
+            SigVerdict::Good {
+                signing_time: Some(t),
+                ..
+            } if (t - date).abs() > DATE_TOLERANCE_SECS => SigVerdict::Rejected {
+                reason: format!(
+                    "the signature was made at {} but the message is dated {}",
+                    format_time(t),
+                    format_time(date)
+                ),
+            },
+            v => v,
+        })
+        .collect()
 }
 
 fn bad(reason: impl Into<String>) -> SigVerdict {
@@ -1020,7 +1176,7 @@ pub fn verify_opaque(
         Ok(sd) => sd,
         Err(v) => return (None, vec![v]),
     };
-    let content = match &sd.encap_content_info.econtent {
+    let content = match &sd.encap.econtent {
         None => None,
         Some(any) => match any.decode_as::<OctetString>() {
             Ok(o) => Some(o.into_bytes()),
@@ -1055,7 +1211,7 @@ pub fn verify_detached(keys: &SmimeKeys, sig_der: &[u8], data: &[u8]) -> Vec<Sig
     verify_signed(keys, parsed, &sd, Some(data))
 }
 
-fn signed_data(info: &ContentInfo) -> Result<SignedData, SigVerdict> {
+fn signed_data(info: &ContentInfo) -> Result<SignedLite, SigVerdict> {
     if !oid_is(&info.content_type, OID_SIGNED_DATA) {
         return Err(bad(format!(
             "not a signature: the CMS content type is {}",
@@ -1063,7 +1219,7 @@ fn signed_data(info: &ContentInfo) -> Result<SignedData, SigVerdict> {
         )));
     }
     info.content
-        .decode_as::<SignedData>()
+        .decode_as::<SignedLite>()
         .map_err(|e| bad(format!("malformed SignedData: {e}")))
 }
 
@@ -1117,17 +1273,17 @@ fn algorithm_policy(si: &SignerInfo) -> (Option<String>, Option<String>) {
 
 fn verify_signed(
     keys: &SmimeKeys,
-    parsed: Parsed,
-    sd: &SignedData,
+    parsed: Parsed<'_>,
+    sd: &SignedLite,
     detached: Option<&[u8]>,
 ) -> Vec<SigVerdict> {
-    let signers: Vec<&SignerInfo> = sd.signer_infos.0.iter().collect();
+    let signers: Vec<&SignerInfo> = sd.signers.iter().collect();
     let n = signers.len();
     if n == 0 {
         return vec![bad("no signer (the signature holds no SignerInfo)")];
     }
     let all = |v: SigVerdict| vec![v; n];
-    let eci = &sd.encap_content_info;
+    let eci = &sd.encap;
     if !oid_is(&eci.econtent_type, OID_DATA) {
         return all(bad(format!(
             "the signed content type is {}, not data",
@@ -1149,19 +1305,10 @@ fn verify_signed(
     // CMS_verify searches them.
     let candidates = keys.candidate_certs();
     let embedded: Vec<X509> = sd
-        .certificates
-        .as_ref()
-        .map(|cs| {
-            cs.0.iter()
-                .filter_map(|c| match c {
-                    CertificateChoices::Certificate(c) => {
-                        c.to_der().ok().and_then(|d| X509::from_der(&d).ok())
-                    }
-                    CertificateChoices::Other(_) => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .certs
+        .iter()
+        .filter_map(|d| X509::from_der(d).ok())
+        .collect();
     let facts: Vec<SignerFacts> = signers
         .iter()
         .map(|si| {
@@ -1194,17 +1341,10 @@ fn verify_signed(
     // 1. The signature mathematics, for all signers at once.
     let flags = CMSOptions::BINARY | CMSOptions::NO_SIGNER_CERT_VERIFY;
     let mut data_used: Option<Vec<u8>> = detached.map(|d| d.to_vec());
-    let mut out = Vec::new();
-    let mut math = ossl.verify(
-        Some(&certs_stack),
-        None,
-        data_used.as_deref(),
-        Some(&mut out),
-        flags,
-    );
+    let mut math = ossl.verify(Some(&certs_stack), None, data_used.as_deref(), None, flags);
     if math.is_err() {
         if let Some(canon) = detached.and_then(canonical_crlf) {
-            if let Ok(mut again) = CmsContentInfo::from_der(&parsed_der(&ossl)) {
+            if let Ok(mut again) = CmsContentInfo::from_der(parsed.raw) {
                 if again
                     .verify(Some(&certs_stack), None, Some(&canon), None, flags)
                     .is_ok()
@@ -1254,7 +1394,9 @@ fn verify_signed(
         Ok(s) => s,
         Err(e) => return all(bad(format!("OpenSSL: {}", reasons(&e)))),
     };
-    for c in embedded.iter().chain(keys.extra_certs.iter()) {
+    // Intermediates come from the message only (as in CMS_verify); nothing
+    // outside the trust store is trusted.
+    for c in &embedded {
         let _ = untrusted.push(c.clone());
     }
     for (f, si) in facts.iter().zip(&signers) {
@@ -1277,7 +1419,7 @@ fn verify_signed(
             }
         }
         let at = f.time.unwrap_or(now);
-        verdicts.push(chain_verdict(keys, cert, &untrusted, at, f.time.is_some()));
+        verdicts.push(chain_verdict(keys, cert, &untrusted, at, f.time));
     }
 
     // 3. A lone good signer: confirm with OpenSSL's complete CMS_verify
@@ -1286,7 +1428,7 @@ fn verify_signed(
         if let (SigVerdict::Good { .. }, Some(cert)) = (&verdicts[0], &facts[0].cert) {
             let at = facts[0].time.unwrap_or(now);
             let confirmed = keys.store_at(at).and_then(|store| {
-                let mut fresh = CmsContentInfo::from_der(&parsed_der(&ossl))?;
+                let mut fresh = CmsContentInfo::from_der(parsed.raw)?;
                 fresh.verify(
                     Some(&certs_stack),
                     Some(&store),
@@ -1303,10 +1445,6 @@ fn verify_signed(
         }
     }
     verdicts
-}
-
-fn parsed_der(ossl: &CmsContentInfo) -> Vec<u8> {
-    ossl.to_der().unwrap_or_default()
 }
 
 // X509_V_ERR_* codes (stable OpenSSL ABI values).
@@ -1327,7 +1465,7 @@ fn chain_verdict(
     cert: &X509,
     untrusted: &openssl::stack::StackRef<X509>,
     at: i64,
-    from_attr: bool,
+    signing_time: Option<i64>,
 ) -> SigVerdict {
     let subject = name_string(cert.subject_name());
     let who = format!(
@@ -1352,12 +1490,13 @@ fn chain_verdict(
         return SigVerdict::Good {
             emails: cert_emails(cert),
             subject,
+            signing_time,
         };
     }
     let when = format!(
         "{} ({})",
         format_time(at),
-        if from_attr {
+        if signing_time.is_some() {
             "signingTime"
         } else {
             "now; no signingTime"

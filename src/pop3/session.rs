@@ -215,7 +215,7 @@ impl Engine {
     pub fn wants_client_input(&self) -> bool {
         self.phase != Phase::Closed
             && (self.sasl_client_turn || self.pending.is_none())
-            && self.client_in.buffered() <= self.limits.max_command_line
+            && self.client_in.buffered() <= self.limits.max_command_line + 2
     }
 
     /// Whether a server answer is outstanding.
