@@ -94,6 +94,9 @@ pub struct ServeArgs {
     /// Environment variable holding that passphrase.
     #[arg(long)]
     pub keys_passphrase_env: Option<String>,
+    /// Also trust the system CA store for S/MIME signatures.
+    #[arg(long)]
+    pub smime_system_roots: bool,
     /// What to do with messages whose signature is not good.
     #[arg(long, value_enum)]
     pub signature_policy: Option<SignaturePolicy>,
@@ -151,6 +154,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.keys_passphrase_env {
             f.keys_passphrase_env = Some(v.clone());
+        }
+        if self.smime_system_roots {
+            f.smime_system_roots = Some(true);
         }
         if let Some(v) = self.signature_policy {
             f.signature_policy = Some(v);

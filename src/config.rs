@@ -110,6 +110,8 @@ pub struct FileConfig {
     pub keys_passphrase_file: Option<PathBuf>,
     /// Environment variable holding that passphrase.
     pub keys_passphrase_env: Option<String>,
+    /// Also trust the system CA store for S/MIME signatures (off by default).
+    pub smime_system_roots: Option<bool>,
     pub signature_policy: Option<SignaturePolicy>,
     pub allow_plaintext_non_loopback: Option<bool>,
     pub log_format: Option<LogFormat>,
@@ -150,6 +152,7 @@ pub struct Config {
     pub upstream_client_key: Option<PathBuf>,
     pub keys: Option<PathBuf>,
     pub keys_passphrase: crate::keys::PassphraseSource,
+    pub smime_system_roots: bool,
     pub signature_policy: SignaturePolicy,
     pub allow_plaintext_non_loopback: bool,
     pub log_format: LogFormat,
@@ -246,6 +249,7 @@ impl Config {
                 file: f.keys_passphrase_file,
                 env: f.keys_passphrase_env,
             },
+            smime_system_roots: f.smime_system_roots.unwrap_or(false),
             signature_policy: f.signature_policy.unwrap_or(SignaturePolicy::Annotate),
             allow_plaintext_non_loopback: allow,
             log_format: f.log_format.unwrap_or(LogFormat::Text),

@@ -45,11 +45,18 @@ const DEMO_OPENPGP: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Encrypted and signed samples (made with GnuPG from the demo keys).
+/// DEMO ONLY S/MIME identity (certificate + key) and trusted CA.
+const DEMO_SMIME_IDENTITY: &[u8] = include_bytes!("../keys/demo/smime/demo.pem");
+const DEMO_SMIME_TRUST: &[u8] = include_bytes!("../keys/demo/trust/demo-smime-root-ca.pem");
+
+/// Encrypted and signed samples (made with GnuPG and openssl from the demo keys).
 const DEMO_SAMPLES: &[&[u8]] = &[
     include_bytes!("../keys/demo/samples/openpgp-encrypted.eml"),
     include_bytes!("../keys/demo/samples/openpgp-signed.eml"),
     include_bytes!("../keys/demo/samples/openpgp-tampered.eml"),
+    include_bytes!("../keys/demo/samples/smime-encrypted.eml"),
+    include_bytes!("../keys/demo/samples/smime-signed.eml"),
+    include_bytes!("../keys/demo/samples/smime-tampered.eml"),
 ];
 
 /// The demo keyring, built from the embedded DEMO-ONLY keys.
@@ -60,6 +67,8 @@ pub fn demo_keyring() -> Result<crate::keys::Keyring, String> {
             .add_bytes(std::path::Path::new(name), bytes, None)
             .map_err(|e| e.to_string())?;
     }
+    ring.smime.add_pem_identity(DEMO_SMIME_IDENTITY)?;
+    ring.smime.add_trust_pem(DEMO_SMIME_TRUST)?;
     Ok(ring)
 }
 

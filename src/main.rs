@@ -119,7 +119,11 @@ fn decrypt_file(args: &popcrypt::cli::DecryptArgs) -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     let transformer = match &config.keys {
-        Some(dir) => match popcrypt::keys::Keyring::load(dir, &config.keys_passphrase) {
+        Some(dir) => match popcrypt::keys::Keyring::load_with(
+            dir,
+            &config.keys_passphrase,
+            config.smime_system_roots,
+        ) {
             Ok(ring) => {
                 for line in ring.summary() {
                     tracing::info!(keys = %dir.display(), "{line}");

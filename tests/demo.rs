@@ -18,6 +18,9 @@ fn demo_fetches_the_mailbox_through_the_proxy() {
         "X-Popcrypt-Encryption: openpgp; decrypted",
         "X-Popcrypt-Signature: openpgp; good; signer=",
         "X-Popcrypt-Signature: openpgp; bad (",
+        "X-Popcrypt-Encryption: smime; decrypted; algorithm=aes-256-gcm",
+        "X-Popcrypt-Signature: smime; good; signer=alice@popcrypt.invalid",
+        "X-Popcrypt-Signature: smime; bad (",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

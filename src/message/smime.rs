@@ -382,6 +382,23 @@ impl SmimeKeys {
         Ok(())
     }
 
+    /// Add an identity from PEM bytes holding its certificate and
+    /// unencrypted private key (used for the embedded demo keys).
+    pub fn add_pem_identity(&mut self, pem: &[u8]) -> Result<(), String> {
+        let cert = X509::from_pem(pem).map_err(|e| reasons(&e))?;
+        let key = PKey::private_key_from_pem(pem).map_err(|e| reasons(&e))?;
+        self.add_identity(cert, key);
+        Ok(())
+    }
+
+    /// Trust the CA certificates in PEM bytes for signatures.
+    pub fn add_trust_pem(&mut self, pem: &[u8]) -> Result<(), String> {
+        for c in X509::stack_from_pem(pem).map_err(|e| reasons(&e))? {
+            push_unique(&mut self.anchors, c);
+        }
+        Ok(())
+    }
+
     fn add_identity(&mut self, cert: X509, key: PKey<Private>) {
         let der = cert.to_der().unwrap_or_default();
         if self
