@@ -8,6 +8,7 @@
 #    mode: plain in, TLS out), and through popcrypt (plain in, TLS out).
 # 2. A 10 MB PGP/MIME encrypted message: `gpg --decrypt` of its ciphertext vs
 #    `popcrypt decrypt` of the whole mail, and RETR through popcrypt with keys.
+# 3. The same for a 10 MB S/MIME enveloped message vs `openssl cms -decrypt`.
 # Results go to stdout as Markdown (hyperfine); copy them into BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -103,7 +104,16 @@ gpg --batch -q --trust-model always --armor --encrypt -r demo@popcrypt.invalid -
   printf -- '--b1--\r\n'
 } > "$W/enc.eml"
 cp "$W/enc.eml" "$W/mail/bench/new/2.bench:2,"; chown 65534:65534 "$W/mail/bench/new/2.bench:2,"
-mkdir -p "$W/keys"; cp -r keys/demo/openpgp "$W/keys/"
+mkdir -p "$W/keys"; cp -r keys/demo/openpgp keys/demo/smime keys/demo/trust "$W/keys/"
+
+# --- S/MIME: a 10 MB enveloped message (AES-256-CBC) to the demo certificate
+{
+  printf 'From: alice@popcrypt.invalid\r\nTo: demo@popcrypt.invalid\r\nSubject: 10 MB S/MIME\r\n'
+  openssl cms -encrypt -aes-256-cbc -in "$W/inner.txt" -binary keys/demo/smime/demo.pem
+} > "$W/smime.eml"
+openssl cms -decrypt -in "$W/smime.eml" -recip keys/demo/smime/demo.pem -binary -out "$W/smime.check"
+cmp -s "$W/smime.check" "$W/inner.txt" || { echo "openssl round trip failed" >&2; exit 1; }
+cp "$W/smime.eml" "$W/mail/bench/new/3.bench:2,"; chown 65534:65534 "$W/mail/bench/new/3.bench:2,"
 
 # --- the proxies
 P_PLAIN=$(port); P_KEYS=$(port); P_STUNNEL=$(port)
@@ -166,5 +176,14 @@ hyperfine -N -w 1 -r 10 --export-markdown "$W/r2.md" \
   -n "RETR through popcrypt (decrypting)" "python3 $W/fetch.py plain $P_KEYS 2" \
   -n "RETR direct TLS (ciphertext)" "python3 $W/fetch.py tls $POP3S 2 $W/ca.pem" >/dev/null 2>&1
 cat "$W/r2.md"
+echo
+echo "## Decrypting a 10 MB S/MIME enveloped message (RSA-2048, AES-256-CBC)"
+"$BIN" decrypt --keys "$W/keys" "$W/smime.eml" 2>&1 >/dev/null | grep -q "smime; decrypted" || { echo "popcrypt did not decrypt S/MIME" >&2; exit 1; }
+hyperfine -N -w 1 -r 10 --export-markdown "$W/r3.md" \
+  -n "openssl cms -decrypt" "openssl cms -decrypt -in $W/smime.eml -recip keys/demo/smime/demo.pem -binary -out /dev/null" \
+  -n "popcrypt decrypt (whole mail)" "$BIN decrypt --keys $W/keys -o /dev/null $W/smime.eml" \
+  -n "RETR through popcrypt (decrypting)" "python3 $W/fetch.py plain $P_KEYS 3" \
+  -n "RETR direct TLS (ciphertext)" "python3 $W/fetch.py tls $POP3S 3 $W/ca.pem" >/dev/null 2>&1
+cat "$W/r3.md"
 echo
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -229,6 +229,20 @@ impl Config {
                 "limits too small: max_sessions >= 1, max_command_line >= 64, max_response_line >= 512".into(),
             ));
         }
+        let t = &f.timeouts;
+        for (name, v) in [
+            ("connect", t.connect),
+            ("handshake", t.handshake),
+            ("client_idle", t.client_idle),
+            ("upstream_response", t.upstream_response),
+            ("write", t.write),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86400.0) {
+                return Err(ConfigError::Invalid(format!(
+                    "timeouts.{name} = {v}: must be a number of seconds above 0 and at most 86400"
+                )));
+            }
+        }
         if f.timeouts.client_idle < 600.0 {
             tracing::warn!(
                 "client_idle timeout below the 10 minutes RFC 1939 requires; some clients may be cut off"
@@ -333,6 +347,9 @@ mod tests {
         assert!(parse("upstream = \"[::1]:995\"").is_ok());
         assert!(parse("upstream = \"h:995\"\nkeys = \"/nonexistent/keys\"").is_err());
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+        assert!(parse("upstream = \"h:995\"\n[timeouts]\nupstream_response = 0").is_err());
+        assert!(parse("upstream = \"h:995\"\n[timeouts]\nconnect = -1").is_err());
+        assert!(parse("upstream = \"h:995\"\n[timeouts]\nwrite = nan").is_err());
         let c =
             parse("upstream = \"h:995\"\n[limits]\nmax_sessions = 3\n[timeouts]\nconnect = 1.5")
                 .unwrap();

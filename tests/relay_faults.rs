@@ -1427,14 +1427,14 @@ async fn secrets_never_reach_the_logs() {
     }
 }
 
-// ------------------------------------------------------------------ bugs
+// ------------------------------------------------------------------ regressions
 
-/// BUG (src/pop3/session.rs, `Engine::wants_client_input`): a command of
-/// exactly `max_command_line` octets whose CR and LF arrive in separate reads
-/// stalls the session until the idle timeout. `LineBuffer` accepts max + 1
-/// buffered octets when the last one is a CR, but the engine stops reading
-/// the client once more than max octets are buffered, so the LF is never
-/// read (and nothing is awaited upstream).
+/// Regression (found by this file; fixed in 0db4595, src/pop3/session.rs
+/// `Engine::wants_client_input`): a command of exactly `max_command_line`
+/// octets whose CR and LF arrive in separate reads stalled the session until
+/// the idle timeout. `LineBuffer` accepts max + 1 buffered octets when the
+/// last one is a CR, but the engine stopped reading the client once more than
+/// max octets were buffered, so the LF was never read.
 #[tokio::test(flavor = "multi_thread")]
 async fn max_length_command_with_crlf_split_across_reads_is_answered() {
     let ca = TestCa::new("popcrypt test CA");
@@ -1454,7 +1454,7 @@ async fn max_length_command_with_crlf_split_across_reads_is_answered() {
     assert_eq!(c.line().await, "+OK user accepted");
 }
 
-/// The same stall for a SASL response line (same cause).
+/// The same stall for a SASL response line (same cause, same fix).
 #[tokio::test(flavor = "multi_thread")]
 async fn max_length_sasl_response_with_crlf_split_across_reads_is_answered() {
     let ca = TestCa::new("popcrypt test CA");

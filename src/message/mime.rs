@@ -115,6 +115,24 @@ pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
     MessageParser::default().parse(raw)
 }
 
+/// Parse an entity for its structure: the body is read only when the root
+/// is a multipart or a CMS/binary part. A large text body is not decoded
+/// (mail-parser converts text to UTF-8, which costs time and proves
+/// nothing here). `None` for an entity without headers.
+pub fn parse_structure(raw: &[u8]) -> Option<Message<'_>> {
+    let (head_end, body) = entity_split(raw);
+    if head_end == 0 {
+        return None;
+    }
+    let head = parse(&raw[..body])?;
+    let t = mime_type(&head.parts[0]);
+    if t.starts_with("multipart/") || t.starts_with("application/") {
+        parse(raw)
+    } else {
+        Some(head)
+    }
+}
+
 /// "type/subtype" lower-cased; text/plain when absent.
 pub fn mime_type(p: &MessagePart<'_>) -> String {
     match p.content_type() {

@@ -321,7 +321,7 @@ impl Transformer {
         let mut unwrap: Option<Vec<u8>> = None;
         let mut protected = None;
         {
-            let Some(inner) = mime::parse(&entity) else {
+            let Some(inner) = mime::parse_structure(&entity) else {
                 return (entity, None);
             };
             let iroot = &inner.parts[0];
@@ -639,7 +639,7 @@ fn failed(e: &openpgp::DecryptError) -> Report {
 /// for clients that cannot show them. The client sees the real headers.
 fn drop_legacy_display(plaintext: Vec<u8>) -> Vec<u8> {
     let cut = {
-        let Some(inner) = mime::parse(&plaintext) else {
+        let Some(inner) = mime::parse_structure(&plaintext) else {
             return plaintext;
         };
         let root = &inner.parts[0];

@@ -22,7 +22,15 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
     let write_limit = secs(cfg.timeouts.write);
     let connected = tokio::select! {
         r = upstream::connect(cfg, &ctx.tls) => r,
-        _ = shutdown.changed() => return,
+        _ = shutdown.changed() => {
+            let _ = write_all(
+                &mut client,
+                b"-ERR [SYS/TEMP] popcrypt: proxy shutting down\r\n",
+                write_limit,
+            )
+            .await;
+            return;
+        }
     };
     let (mut server, greeting) = match connected {
         Ok(v) => v,
