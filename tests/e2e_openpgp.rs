@@ -4,31 +4,21 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-
 use support::clients::{
     curl_retr, fetchmail_fetch, poplib_retr_all, strip_fetchmail_received, to_crlf, Tls,
 };
 use support::dovecot::Dovecot;
+use support::mail::header;
 use support::proxy::ProxyProcess;
 
 const USER: (&str, &str) = ("carol", "carol-pw-ÿ");
 
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/openpgp")
+fn golden() -> std::path::PathBuf {
+    support::mail::golden("openpgp")
 }
 
 fn case(name: &str) -> Vec<u8> {
-    let p = golden().join("cases").join(format!("{name}.eml"));
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn header(msg: &[u8], name: &str) -> Option<String> {
-    let end = popcrypt::message::header_end(msg);
-    String::from_utf8_lossy(&msg[..end]).lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-    })
+    support::mail::case("openpgp", name)
 }
 
 const MAILBOX: [&str; 4] = [

@@ -7,4 +7,5 @@
 
 pub mod clients;
 pub mod dovecot;
+pub mod mail;
 pub mod proxy;
