@@ -118,7 +118,8 @@ pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
 /// Parse an entity for its structure: the body is read only when the root
 /// is a multipart or a CMS/binary part. A large text body is not decoded
 /// (mail-parser converts text to UTF-8, which costs time and proves
-/// nothing here). `None` for an entity without headers.
+/// nothing here): its part offsets then cover the header block only.
+/// `None` for an entity without headers.
 pub fn parse_structure(raw: &[u8]) -> Option<Message<'_>> {
     let (head_end, body) = entity_split(raw);
     if head_end == 0 {
@@ -173,11 +174,10 @@ pub fn part_span<'a>(raw: &'a [u8], p: &MessagePart<'_>) -> Option<&'a [u8]> {
     raw.get(p.offset_header as usize..p.offset_end as usize)
 }
 
-/// The body of a part with only its Content-Transfer-Encoding removed (no
-/// charset conversion: signed and encrypted text keeps its bytes).
-pub fn transfer_decoded(raw: &[u8], p: &MessagePart<'_>) -> Option<Vec<u8>> {
-    let body = raw.get(p.offset_body as usize..p.offset_end as usize)?;
-    match p.encoding {
+/// A body with only its Content-Transfer-Encoding removed (no charset
+/// conversion: signed and encrypted text keeps its bytes).
+pub fn transfer_decode(body: &[u8], encoding: Encoding) -> Option<Vec<u8>> {
+    match encoding {
         Encoding::Base64 => mail_parser::decoders::base64::base64_decode(body),
         Encoding::QuotedPrintable => {
             mail_parser::decoders::quoted_printable::quoted_printable_decode(body)

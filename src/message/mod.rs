@@ -108,7 +108,7 @@ impl Transformer {
     }
 
     fn process(&self, raw: &[u8]) -> Processed {
-        let Some(msg) = mime::parse(raw) else {
+        let Some(msg) = mime::parse_structure(raw) else {
             return Self::none(Report::default());
         };
         let root = &msg.parts[0];
@@ -553,7 +553,9 @@ impl Transformer {
         root: &mail_parser::MessagePart<'_>,
         from: &[String],
     ) -> Processed {
-        let Some(body) = mime::transfer_decoded(raw, root) else {
+        // Only the header block was parsed (parse_structure): the body is
+        // everything after it.
+        let Some(body) = mime::transfer_decode(&raw[mime::body_start(raw)..], root.encoding) else {
             return Self::none(Report::default());
         };
         let pgp = &self.keys.openpgp;
