@@ -91,7 +91,24 @@ impl Transformer {
     /// Never fails: a message that cannot be processed comes back as the
     /// original bytes with a report that says why.
     pub fn transform(&self, raw: &[u8]) -> (Vec<u8>, Report) {
-        let processed = self.process(raw);
+        // The crypto libraries parse attacker-controlled bytes; a panic in
+        // one of them (seen: sequoia 2.4.2 on some truncated ciphertexts)
+        // must not cost the message.
+        let processed =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(raw))) {
+                Ok(p) => p,
+                Err(_) => {
+                    tracing::error!(
+                        "internal error while processing a message; delivering it unchanged"
+                    );
+                    Self::none(Report {
+                        encryption: "none; failed (internal error while processing; the original \
+                                     message is delivered)"
+                            .into(),
+                        signature: "none".into(),
+                    })
+                }
+            };
         let out = match &processed.replacement {
             None => annotate_message(raw, &processed.report),
             Some(r) => assemble(raw, &processed.report, r),
@@ -441,10 +458,7 @@ impl Transformer {
                         })
                     }
                 };
-                let mut encryption = format!("smime; decrypted; algorithm={}", d.algorithm);
-                if d.legacy_algorithm {
-                    encryption.push_str(" (legacy)");
-                }
+                let encryption = smime_decrypted(&d);
                 let entity = crate::pop3::response::crlf_lines(&d.content);
                 self.deliver(
                     entity,
@@ -463,7 +477,8 @@ impl Transformer {
                 match content {
                     Some(c) => {
                         let entity = crate::pop3::response::crlf_lines(&c);
-                        self.deliver(entity, sigs, "none".into(), false, from, date)
+                        let report = "none; signed-data unwrapped".to_string();
+                        self.deliver(entity, sigs, report, false, from, date)
                     }
                     None => {
                         let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
@@ -512,12 +527,24 @@ impl Transformer {
         let v = smime::check_message_date(v, date);
         let sigs: Vec<(&'static str, Sig)> = v.iter().map(|v| ("smime", Sig::from(v))).collect();
         if is_pkcs7_mime(kids[0]) {
+            // Encrypt-then-sign: decrypt the signed ciphertext, report both.
             let der = cms_bytes(kids[0]);
             if matches!(
                 smime_kind(kids[0], &der).as_str(),
                 "enveloped-data" | "auth-enveloped-data"
             ) {
-                return self.deliver(span.to_vec(), sigs, "none".into(), false, from, date);
+                let plain: Vec<Sig> = sigs.iter().map(|(_, v)| v.clone()).collect();
+                return match smime::decrypt(&self.keys.smime, &der, self.cap_for(der.len())) {
+                    Ok(d) => {
+                        let entity = crate::pop3::response::crlf_lines(&d.content);
+                        let encryption = smime_decrypted(&d);
+                        self.deliver(entity, sigs, encryption, !d.auth_enveloped, from, date)
+                    }
+                    Err(e) => Self::none(Report {
+                        encryption: format!("smime; failed ({e})"),
+                        signature: scheme_verdict("smime", &plain, from, true),
+                    }),
+                };
             }
         }
         let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
@@ -719,6 +746,15 @@ impl From<&smime::SigVerdict> for Sig {
             smime::SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
         }
     }
+}
+
+/// The Encryption report of a successful S/MIME decryption.
+fn smime_decrypted(d: &smime::Decrypted) -> String {
+    format!(
+        "smime; decrypted; algorithm={}{}",
+        d.algorithm,
+        if d.legacy_algorithm { " (legacy)" } else { "" }
+    )
 }
 
 /// A layer found inside a decrypted or unwrapped entity.
