@@ -213,48 +213,57 @@ impl Transformer {
             .iter()
             .map(|v| ("openpgp", Sig::from(v)))
             .collect();
-        self.deliver(
-            d.plaintext,
-            sigs,
-            "openpgp; decrypted".into(),
-            false,
-            outer_from,
-            None,
-        )
+        let outer = Outer::decrypted("openpgp; decrypted".into(), false);
+        self.deliver(d.plaintext, sigs, outer, outer_from, None)
     }
 
     /// Deliver a decrypted or unwrapped MIME entity: look inside it for
     /// signatures and further S/MIME layers, apply protected headers, and
-    /// build the replacement and the report. `no_integrity`: the decryption
-    /// had no integrity protection (S/MIME CBC), which only a good signature
-    /// inside can make up for.
+    /// build the replacement and the report. Signatures are verified over
+    /// the bytes as decrypted; line ends are normalised only for delivery.
     fn deliver(
         &self,
         entity: Vec<u8>,
         mut sigs: Vec<(&'static str, Sig)>,
-        mut encryption: String,
-        no_integrity: bool,
+        outer: Outer,
         outer_from: &[String],
         date: Option<i64>,
     ) -> Processed {
         let mut notes = Vec::new();
-        let (entity, protected_src) = self.inner_layers(entity, 0, &mut sigs, &mut notes, date);
-        let mut no_integrity = no_integrity;
-        if encryption == "none" {
-            // Encrypt-then-sign: the decryption happened inside.
-            if let Some(Layer::Decrypted {
-                algorithm,
-                auth,
-                legacy,
-            }) = notes.iter().find(|n| matches!(n, Layer::Decrypted { .. }))
-            {
-                encryption = format!(
-                    "smime; decrypted; algorithm={algorithm}{}",
-                    if *legacy { " (legacy)" } else { "" }
-                );
-                no_integrity = !auth;
-            }
+        if outer.unwrapped {
+            notes.push(Layer::Unwrapped);
         }
+        let outer_sigs = sigs.len();
+        // Without an outer decryption, the first one found inside names the
+        // message's encryption; any further one is an inner layer.
+        let mut first_inside_is_top = outer.encryption.is_none();
+        let (entity, protected_src) = self.inner_layers(entity, 0, &mut sigs, &mut notes, date);
+        let entity = crate::pop3::response::crlf_lines(&entity);
+        // Which signatures vouch for the plaintext: only those inside the
+        // outermost decryption. A signature over ciphertext does not (EFAIL:
+        // whoever signs a CBC ciphertext need not have encrypted it).
+        let (mut encryption, no_integrity, inner_from) = match outer.encryption {
+            Some(e) => (e, outer.no_integrity, outer_sigs),
+            None => match notes.iter().find_map(|n| match n {
+                Layer::Decrypted {
+                    algorithm,
+                    auth,
+                    legacy,
+                    sigs_before,
+                } => Some((algorithm, *auth, *legacy, *sigs_before)),
+                _ => None,
+            }) {
+                Some((algorithm, auth, legacy, before)) => (
+                    format!(
+                        "smime; decrypted; algorithm={algorithm}{}",
+                        if legacy { " (legacy)" } else { "" }
+                    ),
+                    !auth,
+                    before,
+                ),
+                None => ("none".to_string(), false, sigs.len()),
+            },
+        };
         let (head_end, body_start) = mime::entity_split(&entity);
         let head = &entity[..head_end];
         let body = entity[body_start..].to_vec();
@@ -286,20 +295,29 @@ impl Transformer {
             .flat_map(|f| f.raw.to_vec())
             .collect();
         let scheme = sigs.first().map_or("openpgp", |(s, _)| *s);
+        let vouched = sigs
+            .get(inner_from..)
+            .unwrap_or_default()
+            .iter()
+            .any(|(_, v)| matches!(v, Sig::Good { .. }));
         let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
         let signature = scheme_verdict(scheme, &plain, &from, true);
-        if no_integrity && !signature.contains("; good;") {
+        if no_integrity && !vouched {
             encryption.push_str("; integrity=none");
         }
+        let mut unwrapped = false;
         for n in &notes {
             match n {
-                Layer::Unwrapped => encryption.push_str("; signed-data unwrapped"),
-                Layer::Decrypted { algorithm, .. }
-                    if !encryption.starts_with("smime; decrypted") =>
-                {
+                Layer::Unwrapped if !unwrapped => {
+                    unwrapped = true;
+                    encryption.push_str("; signed-data unwrapped");
+                }
+                Layer::Unwrapped => {}
+                // The decryption already named by the first token.
+                Layer::Decrypted { .. } if first_inside_is_top => first_inside_is_top = false,
+                Layer::Decrypted { algorithm, .. } => {
                     encryption.push_str(&format!("; inner smime decrypted ({algorithm})"))
                 }
-                Layer::Decrypted { .. } => {}
                 Layer::Failed(e) => encryption.push_str(&format!("; inner smime failed ({e})")),
             }
         }
@@ -413,6 +431,7 @@ impl Transformer {
                                         algorithm: d.algorithm.clone(),
                                         auth: d.auth_enveloped,
                                         legacy: d.legacy_algorithm,
+                                        sigs_before: sigs.len(),
                                     });
                                     unwrap = Some(d.content);
                                 }
@@ -426,13 +445,7 @@ impl Transformer {
             }
         }
         match unwrap {
-            Some(c) => self.inner_layers(
-                crate::pop3::response::crlf_lines(&c),
-                depth + 1,
-                sigs,
-                notes,
-                date,
-            ),
+            Some(c) => self.inner_layers(c, depth + 1, sigs, notes, date),
             None => (entity, protected),
         }
     }
@@ -459,15 +472,8 @@ impl Transformer {
                     }
                 };
                 let encryption = smime_decrypted(&d);
-                let entity = crate::pop3::response::crlf_lines(&d.content);
-                self.deliver(
-                    entity,
-                    Vec::new(),
-                    encryption,
-                    !d.auth_enveloped,
-                    from,
-                    date,
-                )
+                let outer = Outer::decrypted(encryption, !d.auth_enveloped);
+                self.deliver(d.content, Vec::new(), outer, from, date)
             }
             "signed-data" => {
                 let (content, v) = smime::verify_opaque(keys, der, self.cap_for(der.len()));
@@ -475,11 +481,7 @@ impl Transformer {
                 let sigs: Vec<(&'static str, Sig)> =
                     v.iter().map(|v| ("smime", Sig::from(v))).collect();
                 match content {
-                    Some(c) => {
-                        let entity = crate::pop3::response::crlf_lines(&c);
-                        let report = "none; signed-data unwrapped".to_string();
-                        self.deliver(entity, sigs, report, false, from, date)
-                    }
+                    Some(c) => self.deliver(c, sigs, Outer::signed(true), from, date),
                     None => {
                         let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
                         Self::none(Report {
@@ -536,9 +538,9 @@ impl Transformer {
                 let plain: Vec<Sig> = sigs.iter().map(|(_, v)| v.clone()).collect();
                 return match smime::decrypt(&self.keys.smime, &der, self.cap_for(der.len())) {
                     Ok(d) => {
-                        let entity = crate::pop3::response::crlf_lines(&d.content);
                         let encryption = smime_decrypted(&d);
-                        self.deliver(entity, sigs, encryption, !d.auth_enveloped, from, date)
+                        let outer = Outer::decrypted(encryption, !d.auth_enveloped);
+                        self.deliver(d.content, sigs, outer, from, date)
                     }
                     Err(e) => Self::none(Report {
                         encryption: format!("smime; failed ({e})"),
@@ -680,11 +682,21 @@ fn drop_legacy_display(plaintext: Vec<u8>) -> Vec<u8> {
         {
             let start = mime::body_start(&plaintext);
             let body = &plaintext[start..];
-            let Some(blank) = body.windows(4).position(|w| w == b"\r\n\r\n") else {
+            // The element ends at the first empty line (CRLF or LF ends).
+            let mut pos = 0;
+            let mut cut = None;
+            for line in body.split_inclusive(|&b| b == b'\n') {
+                pos += line.len();
+                if line == b"\r\n" || line == b"\n" {
+                    cut = Some(pos);
+                    break;
+                }
+            }
+            let Some(cut) = cut else {
                 return plaintext;
             };
             let mut out = plaintext[..start].to_vec();
-            out.extend_from_slice(&body[blank + 4..]);
+            out.extend_from_slice(&body[cut..]);
             return out;
         }
         if !is_protected(root) || mime::mime_type(root) != "multipart/mixed" {
@@ -757,6 +769,35 @@ fn smime_decrypted(d: &smime::Decrypted) -> String {
     )
 }
 
+/// The outermost layer of a message, as its handler found it.
+struct Outer {
+    /// The Encryption report of a decryption done by the handler, or None
+    /// when the outer layer only signed (opaque or detached signature).
+    encryption: Option<String>,
+    /// That decryption had no integrity protection (S/MIME CBC).
+    no_integrity: bool,
+    /// The handler unwrapped opaque signed-data.
+    unwrapped: bool,
+}
+
+impl Outer {
+    fn decrypted(encryption: String, no_integrity: bool) -> Outer {
+        Outer {
+            encryption: Some(encryption),
+            no_integrity,
+            unwrapped: false,
+        }
+    }
+
+    fn signed(unwrapped: bool) -> Outer {
+        Outer {
+            encryption: None,
+            no_integrity: false,
+            unwrapped,
+        }
+    }
+}
+
 /// A layer found inside a decrypted or unwrapped entity.
 #[derive(Debug)]
 enum Layer {
@@ -765,6 +806,9 @@ enum Layer {
         algorithm: String,
         auth: bool,
         legacy: bool,
+        /// How many signatures were known before this decryption: later
+        /// ones are over its plaintext.
+        sigs_before: usize,
     },
     Failed(String),
 }
