@@ -399,15 +399,10 @@ fn content_checks(name: &str, input: &[u8], out: &[u8], report: &Report) -> Vec<
     errs
 }
 
-/// Cases whose `.out` and `.report` were written by hand because the
-/// transform gets them wrong; `UPDATE_GOLDEN=1` never overwrites them.
-/// Remove a name once the transform is fixed and the case passes.
-///
-/// - `encrypt-then-sign`: `Transformer::deliver` (src/message/mod.rs)
-///   drops `integrity=none` for CBC content because of the *outer*
-///   signature over the ciphertext (see [`expected`] and
-///   `encrypt_then_sign_by_someone_else_keeps_integrity_none`).
-/// Outputs written by hand while the transform was wrong (none at present).
+/// Cases whose `.out` and `.report` are written by hand because the
+/// transform got them wrong; `UPDATE_GOLDEN=1` never overwrites them.
+/// (Empty: `encrypt-then-sign` was here until `integrity=none` survived an
+/// outer signature over the ciphertext.)
 const HAND_WRITTEN: &[&str] = &[];
 
 fn case_names() -> Vec<String> {
