@@ -170,3 +170,39 @@ impl ServeArgs {
         f
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:2110\"\nupstream = \"file.example:995\"\nupstream_tls = \"starttls\"\nkeys_passphrase_env = \"FROM_FILE\"\n[limits]\nmax_sessions = 5\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "popcrypt",
+            "serve",
+            "--upstream",
+            "flag.example:995",
+            "--upstream-tls",
+            "implicit",
+            "--max-sessions",
+            "7",
+        ]);
+        let Command::Serve(args) = cli.command else {
+            panic!("serve expected");
+        };
+        let merged = crate::config::Config::from_file_config(args.merge(file)).unwrap();
+        assert_eq!(
+            merged.listen.to_string(),
+            "127.0.0.1:2110",
+            "kept from the file"
+        );
+        assert_eq!(merged.upstream_host, "flag.example", "flag wins");
+        assert_eq!(merged.upstream_tls, UpstreamTls::Implicit, "flag wins");
+        assert_eq!(merged.limits.max_sessions, 7, "flag wins");
+        assert_eq!(merged.keys_passphrase.env.as_deref(), Some("FROM_FILE"));
+    }
+}

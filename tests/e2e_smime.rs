@@ -89,4 +89,18 @@ fn poplib_curl_fetchmail_see_decrypted_and_verified_smime() {
             .collect();
     check(&via_fetchmail, "fetchmail");
     assert!(proxy.log().contains("S/MIME:"), "start-up summary missing");
+
+    // TOP on an enveloped message: the decrypted headers, not ciphertext.
+    let mut c = proxy.connect();
+    c.line();
+    c.cmd(&format!("USER {}", USER.0));
+    c.cmd(&format!("PASS {}", USER.1));
+    assert!(c.cmd("TOP 1 0").starts_with("+OK"));
+    let top = c.multi_rest();
+    assert!(
+        top.contains("X-Popcrypt-Encryption: smime; decrypted"),
+        "{top}"
+    );
+    assert!(!top.contains("pkcs7-mime"), "{top}");
+    c.cmd("QUIT");
 }
