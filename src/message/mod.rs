@@ -1088,13 +1088,53 @@ impl MessageHook for Transformer {
         if self.keys.is_empty() {
             return Disposition::Stream;
         }
+        let pgp = &self.keys.openpgp;
+        let has_pgp = !pgp.certs.is_empty() || !pgp.secrets.is_empty();
+        let has_smime = !self.keys.smime.is_empty();
         match mime::block_mime_type(header_block).as_str() {
-            "multipart/encrypted"
-            | "multipart/signed"
-            | "text/plain"
-            | "application/pkcs7-mime"
-            | "application/x-pkcs7-mime" => Disposition::Transform,
+            // Inline PGP must be the whole body: the first non-blank bytes
+            // of a text body tell (see `sniff`).
+            "text/plain" if has_pgp => Disposition::Sniff,
+            "multipart/encrypted" | "multipart/signed" => Disposition::Transform,
+            "application/pkcs7-mime" | "application/x-pkcs7-mime" | "application/octet-stream"
+                if has_smime =>
+            {
+                Disposition::Transform
+            }
             _ => Disposition::Stream,
+        }
+    }
+
+    fn sniff(&self, header_block: &[u8], body: &[u8]) -> Option<bool> {
+        const ARMOR: &[u8] = b"-----BEGIN PGP";
+        let mut entity = header_block.to_vec();
+        entity.extend_from_slice(b"\r\n");
+        let encoding = mime::parse(&entity).map(|m| m.parts[0].encoding);
+        let window = &body[..body.len().min(8192)];
+        let decoded = match encoding {
+            Some(mail_parser::Encoding::Base64) => {
+                let mut chars: Vec<u8> = window
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect();
+                chars.truncate(chars.len() / 4 * 4);
+                mime::transfer_decode(&chars, mail_parser::Encoding::Base64).unwrap_or_default()
+            }
+            _ => window.to_vec(),
+        };
+        let start = decoded
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(decoded.len());
+        let text = &decoded[start..];
+        if text.len() >= ARMOR.len() {
+            Some(text.starts_with(ARMOR))
+        } else if body.len() > 8192 {
+            // Pages of blank lines, or undecodable: not an armored body.
+            Some(false)
+        } else {
+            None
         }
     }
 
@@ -1173,6 +1213,40 @@ mod tests {
             "from-mismatch"
         );
         assert_eq!(verdict_word("openpgp; rejected (policy: SHA1)"), "rejected");
+    }
+
+    #[test]
+    fn sniffing_text_bodies() {
+        let mut ring = Keyring::default();
+        let cert = sequoia_openpgp::cert::CertBuilder::general_purpose(Some("a@x.org"))
+            .generate()
+            .unwrap()
+            .0;
+        ring.openpgp.certs.push(cert);
+        let t = Transformer::with_keys(ring, 1 << 20);
+        let head = b"Content-Type: text/plain\r\n";
+        assert_eq!(t.classify(head), Disposition::Sniff);
+        assert_eq!(
+            t.classify(b"Content-Type: text/html\r\n"),
+            Disposition::Stream
+        );
+        assert_eq!(t.sniff(head, b"\r\n  \r\n"), None);
+        assert_eq!(
+            t.sniff(head, b"\r\n-----BEGIN PGP MESSAGE-----\r\n"),
+            Some(true)
+        );
+        assert_eq!(t.sniff(head, b"Hello, this is plain text\r\n"), Some(false));
+        let b64 = b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n";
+        // "-----BEGIN PGP MESSAGE-----" in base64
+        assert_eq!(
+            t.sniff(b64, b"LS0tLS1CRUdJTiBQR1AgTUVTU0FHRS0tLS0t\r\n"),
+            Some(true)
+        );
+        assert_eq!(
+            t.sniff(b64, b"SGVsbG8gd29ybGQsIHBsYWluIHRleHQ=\r\n"),
+            Some(false)
+        );
+        assert_eq!(t.sniff(head, &vec![b' '; 9000]), Some(false));
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub enum Disposition {
     Stream,
     /// Hold the whole message and hand it to the transform.
     Transform,
+    /// Hold the message while [`MessageHook::sniff`] looks at the start of
+    /// the body; stream it as soon as that says no transform is needed.
+    Sniff,
 }
 
 /// The message-level policy the engine consults (implemented by `message`).
@@ -61,6 +64,12 @@ pub trait MessageHook: Send + Sync {
     /// Octets every delivered message gains (the status headers), added to
     /// the sizes STAT and LIST report.
     fn size_overhead(&self) -> u64;
+    /// For [`Disposition::Sniff`]: given the header block and the body so
+    /// far (CRLF lines), `Some(true)` to hold the message for the
+    /// transform, `Some(false)` to stream it, `None` to look at more.
+    fn sniff(&self, _header_block: &[u8], _body: &[u8]) -> Option<bool> {
+        Some(true)
+    }
 }
 
 /// What the I/O layer must do besides moving bytes.
@@ -134,7 +143,12 @@ enum MsgState {
     /// Passing lines through; `in_headers` while still before the blank line.
     Streaming { in_headers: bool, dropping: bool },
     /// Holding the whole message for the transform.
-    Buffering { raw: Vec<u8>, header_len: usize },
+    Buffering {
+        raw: Vec<u8>,
+        header_len: usize,
+        /// Still asking [`MessageHook::sniff`] whether to keep holding.
+        sniffing: bool,
+    },
     /// Discarding a TOP answer to be replaced by a RETR.
     Draining,
     /// Waiting for the I/O layer's transform.
@@ -634,6 +648,7 @@ impl Engine {
                     MsgState::Buffering {
                         raw: Vec::new(),
                         header_len: usize::MAX,
+                        sniffing: false,
                     }
                 } else {
                     MsgState::Headers(Vec::new())
@@ -695,12 +710,33 @@ impl Engine {
                 );
                 return None;
             }
-            (MsgState::Buffering { raw, header_len }, Some(c)) => {
+            (
+                MsgState::Buffering {
+                    raw,
+                    header_len,
+                    sniffing,
+                },
+                Some(c),
+            ) => {
                 if *header_len == usize::MAX && c.is_empty() {
                     *header_len = raw.len();
                 }
                 raw.extend_from_slice(c);
                 raw.extend_from_slice(b"\r\n");
+                if *sniffing {
+                    let (head, body) = (&raw[..*header_len], &raw[*header_len + 2..]);
+                    match self.hook.sniff(head, body) {
+                        Some(true) => *sniffing = false,
+                        Some(false) => {
+                            // No transform needed: stream from here on.
+                            let raw = std::mem::take(raw);
+                            let header_len = *header_len;
+                            self.stream_buffered(&mut rx, raw, header_len);
+                            return Some(Pending::Message(rx));
+                        }
+                        None => {}
+                    }
+                }
                 if raw.len() > self.limits.max_message_size {
                     tracing::warn!(
                         msg = rx.msg,
@@ -742,16 +778,22 @@ impl Engine {
                     dropping: false,
                 };
             }
-            Disposition::Transform if rx.top.is_some() && !rx.internal_retr => {
+            Disposition::Transform | Disposition::Sniff
+                if rx.top.is_some() && !rx.internal_retr =>
+            {
                 rx.state = MsgState::Draining;
             }
-            Disposition::Transform => {
+            d @ (Disposition::Transform | Disposition::Sniff) => {
                 let mut raw = block;
                 let header_len = raw.len();
                 if blank_seen {
                     raw.extend_from_slice(b"\r\n");
                 }
-                rx.state = MsgState::Buffering { raw, header_len };
+                rx.state = MsgState::Buffering {
+                    raw,
+                    header_len,
+                    sniffing: d == Disposition::Sniff && blank_seen,
+                };
             }
         }
     }
@@ -789,6 +831,22 @@ impl Engine {
         rx.delivered += response::wire_len(&headers) + response::wire_len(&raw[header_len..]);
         response::stuff_message(&mut self.to_client, &headers);
         response::stuff_message(&mut self.to_client, &raw[header_len..]);
+        rx.state = MsgState::Streaming {
+            in_headers: false,
+            dropping: false,
+        };
+    }
+
+    /// A message held for sniffing turned out to need no transform: send
+    /// what was held (annotated header block, blank line, body) and stream
+    /// the rest.
+    fn stream_buffered(&mut self, rx: &mut MessageRx, raw: Vec<u8>, header_len: usize) {
+        self.emit_status(rx);
+        let headers = self.hook.stream_headers(&raw[..header_len], None);
+        let body = &raw[header_len..];
+        rx.delivered += response::wire_len(&headers) + response::wire_len(body);
+        response::stuff_message(&mut self.to_client, &headers);
+        response::stuff_message(&mut self.to_client, body);
         rx.state = MsgState::Streaming {
             in_headers: false,
             dropping: false,
@@ -984,8 +1042,18 @@ mod tests {
         fn classify(&self, block: &[u8]) -> Disposition {
             if block.windows(14).any(|w| w == b"X-Transform: y") {
                 Disposition::Transform
+            } else if block.windows(10).any(|w| w == b"X-Sniff: y") {
+                Disposition::Sniff
             } else {
                 Disposition::Stream
+            }
+        }
+        fn sniff(&self, _block: &[u8], body: &[u8]) -> Option<bool> {
+            let body = body.trim_ascii_start();
+            match body.first() {
+                Some(b'A') => Some(true),
+                Some(_) => Some(false),
+                None => None,
             }
         }
         fn stream_headers(&self, block: &[u8], note: Option<&str>) -> Vec<u8> {
@@ -1130,6 +1198,22 @@ mod tests {
             server,
             want,
             b"USER a\r\nPASS b\r\nLIST 1\r\nRETR 1\r\nLIST 1\r\nLIST\r\n",
+        );
+    }
+
+    #[test]
+    fn sniffed_messages_stream_or_transform() {
+        let client = b"USER a\r\nPASS b\r\nRETR 1\r\nRETR 2\r\nLIST 1\r\n";
+        let server = b"+OK\r\n+OK\r\n+OK\r\nX-Sniff: y\r\n\r\n\r\nplain\r\n..dot\r\n.\r\n\
++OK\r\nX-Sniff: y\r\n\r\nArmor\r\nx\r\n.\r\n+OK 1 30\r\n";
+        let want = b"+OK POP3 ready <1.2@host>\r\n+OK\r\n+OK\r\n\
++OK\r\nX-S: n\r\nX-Sniff: y\r\n\r\n\r\nplain\r\n..dot\r\n.\r\n\
++OK\r\nX-SNIFF: Y\r\n\r\nARMOR\r\nX\r\n.\r\n+OK 1 38\r\n";
+        every_chunking(
+            client,
+            server,
+            want,
+            b"USER a\r\nPASS b\r\nRETR 1\r\nRETR 2\r\nLIST 1\r\n",
         );
     }
 
