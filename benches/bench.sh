@@ -169,7 +169,8 @@ hyperfine -N -w 1 -r 10 --export-markdown "$W/r1.md" \
 cat "$W/r1.md"
 echo
 echo "## Decrypting a 10 MB PGP/MIME message"
-"$BIN" decrypt --keys "$W/keys" "$W/enc.eml" 2>&1 >/dev/null | grep -q "openpgp; decrypted" || { echo "popcrypt did not decrypt" >&2; exit 1; }
+report=$("$BIN" decrypt --keys "$W/keys" -o /dev/null "$W/enc.eml" 2>&1)
+case "$report" in *"openpgp; decrypted"*) ;; *) echo "popcrypt did not decrypt: $report" >&2; exit 1 ;; esac
 hyperfine -N -w 1 -r 10 --export-markdown "$W/r2.md" \
   -n "gpg --decrypt (ciphertext only)" "gpg --batch -q --decrypt -o /dev/null $W/ct.asc" \
   -n "popcrypt decrypt (whole mail)" "$BIN decrypt --keys $W/keys -o /dev/null $W/enc.eml" \
@@ -178,7 +179,8 @@ hyperfine -N -w 1 -r 10 --export-markdown "$W/r2.md" \
 cat "$W/r2.md"
 echo
 echo "## Decrypting a 10 MB S/MIME enveloped message (RSA-2048, AES-256-CBC)"
-"$BIN" decrypt --keys "$W/keys" "$W/smime.eml" 2>&1 >/dev/null | grep -q "smime; decrypted" || { echo "popcrypt did not decrypt S/MIME" >&2; exit 1; }
+report=$("$BIN" decrypt --keys "$W/keys" -o /dev/null "$W/smime.eml" 2>&1)
+case "$report" in *"smime; decrypted"*) ;; *) echo "popcrypt did not decrypt S/MIME: $report" >&2; exit 1 ;; esac
 hyperfine -N -w 1 -r 10 --export-markdown "$W/r3.md" \
   -n "openssl cms -decrypt" "openssl cms -decrypt -in $W/smime.eml -recip keys/demo/smime/demo.pem -binary -out /dev/null" \
   -n "popcrypt decrypt (whole mail)" "$BIN decrypt --keys $W/keys -o /dev/null $W/smime.eml" \
