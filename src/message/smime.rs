@@ -703,12 +703,16 @@ fn cert_matches_issuer_serial(cert: &X509Ref, ias: &cms::cert::IssuerAndSerialNu
         .issuer_name()
         .try_cmp(&name)
         .is_ok_and(|o| o == std::cmp::Ordering::Equal);
-    let serial = cert
-        .serial_number()
-        .to_bn()
-        .map(|bn| bn.to_vec())
-        .unwrap_or_default();
-    same_issuer && serial_hex(&serial) == serial_hex(ias.serial_number.as_bytes())
+    // Compare the serial numbers as encoded (two's complement content
+    // octets): a magnitude comparison would let a certificate with serial
+    // -0x5433 (AB CD) stand in for one with 0xABCD (00 AB CD).
+    let Ok(der) = cert.to_der() else {
+        return false;
+    };
+    let Ok(parsed) = cms::cert::x509::Certificate::from_der(&der) else {
+        return false;
+    };
+    same_issuer && parsed.tbs_certificate.serial_number.as_bytes() == ias.serial_number.as_bytes()
 }
 
 fn cert_matches_ski(cert: &X509Ref, ski: &[u8]) -> bool {
@@ -1260,6 +1264,8 @@ fn canonical_crlf(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 struct SignerFacts {
+    /// The signer identifier matches more than one certificate.
+    ambiguous: bool,
     cert: Option<X509>,
     time: Option<i64>,
     policy: Option<String>,
@@ -1329,13 +1335,20 @@ fn verify_signed(
     let facts: Vec<SignerFacts> = signers
         .iter()
         .map(|si| {
-            let cert = candidates
-                .iter()
-                .chain(embedded.iter())
-                .find(|c| signer_matches(c, &si.sid))
-                .cloned();
+            // Every distinct certificate the identifier matches: OpenSSL
+            // may pick another one than we would, so more than one means
+            // the signer is ambiguous.
+            let mut matching: Vec<X509> = Vec::new();
+            for c in candidates.iter().chain(embedded.iter()) {
+                if signer_matches(c, &si.sid) {
+                    push_unique(&mut matching, c.clone());
+                }
+            }
+            let ambiguous = matching.len() > 1;
+            let cert = matching.into_iter().next();
             let (policy, unsupported) = algorithm_policy(si);
             SignerFacts {
+                ambiguous,
                 cert,
                 time: signing_time(si),
                 policy,
@@ -1423,6 +1436,12 @@ fn verify_signed(
             });
             continue;
         };
+        if f.ambiguous {
+            verdicts.push(bad(
+                "the signer identifier matches several certificates: the signer is ambiguous",
+            ));
+            continue;
+        }
         if let Some(p) = &f.policy {
             verdicts.push(SigVerdict::Rejected { reason: p.clone() });
             continue;
@@ -1439,11 +1458,13 @@ fn verify_signed(
         verdicts.push(chain_verdict(keys, cert, &untrusted, at, f.time));
     }
 
-    // 3. A lone good signer: confirm with OpenSSL's complete CMS_verify
-    // (chain, purpose, time, signature) in one call.
-    if n == 1 {
-        if let (SigVerdict::Good { .. }, Some(cert)) = (&verdicts[0], &facts[0].cert) {
-            let at = facts[0].time.unwrap_or(now);
+    // 3. Every good signer is confirmed with OpenSSL's complete CMS_verify
+    // (chain, purpose, time and signature of every signer, with the
+    // certificates OpenSSL itself picks) in one call: with several signers,
+    // our per-signer view and OpenSSL's could otherwise disagree.
+    for i in 0..n {
+        if let (SigVerdict::Good { .. }, Some(cert)) = (&verdicts[i], &facts[i].cert) {
+            let at = facts[i].time.unwrap_or(now);
             let confirmed = keys.store_at(at).and_then(|store| {
                 let mut fresh = CmsContentInfo::from_der(parsed.raw)?;
                 fresh.verify(
@@ -1457,7 +1478,7 @@ fn verify_signed(
             if let Err(e) = confirmed {
                 tracing::warn!(signer = %name_string(cert.subject_name()), error = %reasons(&e),
                     "CMS_verify disagrees with the per-signer checks");
-                verdicts[0] = bad(format!("the signature does not verify: {}", reasons(&e)));
+                verdicts[i] = bad(format!("the signature does not verify: {}", reasons(&e)));
             }
         }
     }
