@@ -368,6 +368,11 @@ impl Transformer {
                 .unwrap_or("")
                 .to_ascii_lowercase();
             let ikids = mime::children(&inner, iroot);
+            if itype == "multipart/signed" {
+                // Only headers the signature covers (in the signed part)
+                // count as protected, not those of the unsigned wrapper.
+                protected = None;
+            }
             match (itype.as_str(), proto.as_str()) {
                 ("multipart/signed", "application/pgp-signature") => {
                     match (ikids.as_slice(), ikids.get(1).map(|k| mime::mime_type(k))) {
@@ -1064,7 +1069,10 @@ fn assemble(raw: &[u8], report: &Report, r: &Replacement) -> Vec<u8> {
         .collect();
     let mut out = report.header_lines();
     for f in mime::fields(outer) {
-        if f.name.starts_with("x-popcrypt-")
+        let stray_continuation =
+            f.name.is_empty() && f.raw.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if stray_continuation
+            || f.name.starts_with("x-popcrypt-")
             || f.name.starts_with("content-")
             || replaced.contains(&f.name)
         {
@@ -1105,23 +1113,43 @@ impl MessageHook for Transformer {
         }
     }
 
+    fn top_peek_lines(&self) -> u32 {
+        let pgp = &self.keys.openpgp;
+        if pgp.certs.is_empty() && pgp.secrets.is_empty() {
+            0
+        } else {
+            // Enough for leading blank lines and the armor line, in any
+            // transfer encoding.
+            20
+        }
+    }
+
     fn sniff(&self, header_block: &[u8], body: &[u8]) -> Option<bool> {
         const ARMOR: &[u8] = b"-----BEGIN PGP";
+        let window = &body[..body.len().min(crate::pop3::session::SNIFF_WINDOW)];
         let mut entity = header_block.to_vec();
         entity.extend_from_slice(b"\r\n");
-        let encoding = mime::parse(&entity).map(|m| m.parts[0].encoding);
-        let window = &body[..body.len().min(8192)];
-        let decoded = match encoding {
-            Some(mail_parser::Encoding::Base64) => {
-                let mut chars: Vec<u8> = window
-                    .iter()
-                    .copied()
-                    .filter(|b| !b.is_ascii_whitespace())
-                    .collect();
-                chars.truncate(chars.len() / 4 * 4);
-                mime::transfer_decode(&chars, mail_parser::Encoding::Base64).unwrap_or_default()
+        let base64 = mime::parse(&entity)
+            .is_some_and(|m| m.parts[0].encoding == mail_parser::Encoding::Base64);
+        let decoded = if base64 {
+            // 32 base64 characters make 24 octets, enough to tell; fewer
+            // means: look again when more arrive (each call needs new
+            // characters, so a sender cannot make this loop long).
+            let chars: Vec<u8> = window
+                .iter()
+                .copied()
+                .filter(|b| !b.is_ascii_whitespace())
+                .take(32)
+                .collect();
+            if chars.len() < 32 {
+                return (body.len() > crate::pop3::session::SNIFF_WINDOW).then_some(false);
             }
-            _ => window.to_vec(),
+            match mime::transfer_decode(&chars, mail_parser::Encoding::Base64) {
+                Some(d) => d,
+                None => return Some(false),
+            }
+        } else {
+            window.to_vec()
         };
         let start = decoded
             .iter()
@@ -1130,8 +1158,9 @@ impl MessageHook for Transformer {
         let text = &decoded[start..];
         if text.len() >= ARMOR.len() {
             Some(text.starts_with(ARMOR))
-        } else if body.len() > 8192 {
-            // Pages of blank lines, or undecodable: not an armored body.
+        } else if base64 || body.len() > crate::pop3::session::SNIFF_WINDOW {
+            // Blank decoded prefix, or pages of blank lines: not an armored
+            // body that is the whole message.
             Some(false)
         } else {
             None

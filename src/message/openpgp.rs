@@ -149,7 +149,10 @@ impl DecryptionHelper for Helper<'_> {
         sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
-        for pkesk in pkesks {
+        // A sender can list any number of (anonymous) recipients: bound the
+        // private-key operations one message may cost.
+        const MAX_PKESKS: usize = 32;
+        for pkesk in pkesks.iter().take(MAX_PKESKS) {
             let rcpt = pkesk.recipient();
             self.out.recipients.push(match &rcpt {
                 Some(r) => r.to_hex(),

@@ -51,7 +51,9 @@ fn is_status_field(line: &[u8]) -> bool {
 /// from a header block. Other bytes are kept exactly.
 pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(header_block.len());
-    let mut dropping = false;
+    // A continuation line before any field would fold onto the status
+    // headers popcrypt puts first: drop it with the forged fields.
+    let mut dropping = true;
     let mut rest = header_block;
     while !rest.is_empty() {
         let end = rest
@@ -94,6 +96,14 @@ mod tests {
             out,
             b"X-Popcrypt-Encryption: none\r\nX-Popcrypt-Signature: none\r\nFrom: a@b\r\nSubject: hi\r\n\tthere\r\n"
         );
+    }
+
+    #[test]
+    fn a_leading_continuation_cannot_fold_onto_the_status_headers() {
+        let block = b" ; good; signer=alice\r\nFrom: a@b\r\n";
+        assert_eq!(strip_status_headers(block), b"From: a@b\r\n");
+        let out = annotate_header_block(block, &Report::default());
+        assert!(out.ends_with(b"X-Popcrypt-Signature: none\r\nFrom: a@b\r\n"));
     }
 
     #[test]

@@ -41,6 +41,10 @@ impl Default for EngineLimits {
     }
 }
 
+/// Body octets after which a sniffed message is decided (see
+/// [`MessageHook::sniff`]).
+pub const SNIFF_WINDOW: usize = 8192;
+
 /// How a message must be handled once its header block is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -69,6 +73,11 @@ pub trait MessageHook: Send + Sync {
     /// transform, `Some(false)` to stream it, `None` to look at more.
     fn sniff(&self, _header_block: &[u8], _body: &[u8]) -> Option<bool> {
         Some(true)
+    }
+    /// TOP asks the server for at least this many body lines, so that a
+    /// sniffed message can be judged from the TOP answer itself.
+    fn top_peek_lines(&self) -> u32 {
+        0
     }
 }
 
@@ -130,6 +139,8 @@ struct MessageRx {
     /// dot-stuffing not (for LIST/STAT bookkeeping).
     received: usize,
     delivered: usize,
+    /// Body lines sent so far (TOP n stops at n).
+    body_lines: u32,
     status: Option<Vec<u8>>,
     state: MsgState,
 }
@@ -414,7 +425,15 @@ impl Engine {
             _ => {}
         }
         tracing::debug!(command = verb, "relaying");
-        self.to_upstream.extend_from_slice(&cmd.to_wire());
+        let wire = match cmd {
+            // Ask for enough body lines to see whether the message needs
+            // the transform; the extra lines are cut before the client.
+            Command::Top(m, n) if n < self.hook.top_peek_lines() => {
+                Command::Top(m, self.hook.top_peek_lines()).to_wire()
+            }
+            _ => cmd.to_wire(),
+        };
+        self.to_upstream.extend_from_slice(&wire);
         self.started = false;
         self.pending = Some(match cmd {
             Command::Capa => Pending::Capa(Vec::new()),
@@ -600,7 +619,8 @@ impl Engine {
                     self.to_client.extend_from_slice(&out);
                     return None;
                 }
-                if lines.len() > 256 {
+                // A capability list is short: bound it in lines and octets.
+                if lines.len() > 256 || lines.iter().map(Vec::len).sum::<usize>() > 64 * 1024 {
                     return self.garbage();
                 }
                 lines.push(line.to_vec());
@@ -681,9 +701,17 @@ impl Engine {
                         .stream_headers(&block, Some("header block too large to classify"));
                     rx.delivered += response::wire_len(&headers);
                     response::stuff_message(&mut self.to_client, &headers);
+                    // Continuation lines of a forged status field cut by
+                    // the limit must not fold onto popcrypt's headers.
+                    let last_field = block
+                        .split(|&b| b == b'\n')
+                        .rfind(|l| !l.is_empty() && l[0] != b' ' && l[0] != b'\t')
+                        .unwrap_or(b"");
+                    let dropping = last_field.len() >= 11
+                        && last_field[..11].eq_ignore_ascii_case(b"x-popcrypt-");
                     rx.state = MsgState::Streaming {
                         in_headers: true,
-                        dropping: false,
+                        dropping,
                     };
                     self.stream_line(&mut rx, c);
                 } else {
@@ -723,15 +751,26 @@ impl Engine {
                 }
                 raw.extend_from_slice(c);
                 raw.extend_from_slice(b"\r\n");
-                if *sniffing {
+                // Ask only when something new can be seen: a line with
+                // content, or the body passing the sniffing window (blank
+                // lines alone cannot make a sender cost us a call each).
+                let body_len = raw.len() - (*header_len).min(raw.len());
+                let worth_asking = !c.trim_ascii().is_empty()
+                    || (body_len > SNIFF_WINDOW && body_len - c.len() - 2 <= SNIFF_WINDOW);
+                if *sniffing && worth_asking {
                     let (head, body) = (&raw[..*header_len], &raw[*header_len + 2..]);
                     match self.hook.sniff(head, body) {
+                        Some(true) if rx.top.is_some() && !rx.internal_retr => {
+                            // Needs the transform: fetch the whole message.
+                            rx.state = MsgState::Draining;
+                            return Some(Pending::Message(rx));
+                        }
                         Some(true) => *sniffing = false,
                         Some(false) => {
                             // No transform needed: stream from here on.
                             let raw = std::mem::take(raw);
                             let header_len = *header_len;
-                            self.stream_buffered(&mut rx, raw, header_len);
+                            self.release_held(&mut rx, raw, header_len, None);
                             return Some(Pending::Message(rx));
                         }
                         None => {}
@@ -778,9 +817,7 @@ impl Engine {
                     dropping: false,
                 };
             }
-            Disposition::Transform | Disposition::Sniff
-                if rx.top.is_some() && !rx.internal_retr =>
-            {
+            Disposition::Transform if rx.top.is_some() && !rx.internal_retr => {
                 rx.state = MsgState::Draining;
             }
             d @ (Disposition::Transform | Disposition::Sniff) => {
@@ -800,6 +837,18 @@ impl Engine {
 
     fn message_end(&mut self, mut rx: MessageRx) -> Option<Pending> {
         match std::mem::replace(&mut rx.state, MsgState::AwaitTransform) {
+            MsgState::Buffering {
+                raw,
+                header_len,
+                sniffing: true,
+            } if rx.top.is_some() && !rx.internal_retr => {
+                // The TOP answer ended before its body showed anything that
+                // needs the transform: it goes out as it is.
+                let header_len = header_len.min(raw.len());
+                self.release_held(&mut rx, raw, header_len, None);
+                self.to_client.extend_from_slice(response::TERMINATOR);
+                None
+            }
             MsgState::Buffering { raw, .. } => {
                 self.events.push_back(Event::Transform(raw));
                 Some(Pending::Message(rx))
@@ -822,31 +871,36 @@ impl Engine {
             MsgState::Buffering { header_len, .. } => header_len.min(raw.len()),
             _ => raw.len(),
         };
-        self.emit_status(rx);
         let note = format!(
             "message larger than the {} octet limit, not processed",
             self.limits.max_message_size
         );
-        let headers = self.hook.stream_headers(&raw[..header_len], Some(&note));
-        rx.delivered += response::wire_len(&headers) + response::wire_len(&raw[header_len..]);
-        response::stuff_message(&mut self.to_client, &headers);
-        response::stuff_message(&mut self.to_client, &raw[header_len..]);
-        rx.state = MsgState::Streaming {
-            in_headers: false,
-            dropping: false,
-        };
+        self.release_held(rx, raw, header_len, Some(&note));
     }
 
-    /// A message held for sniffing turned out to need no transform: send
-    /// what was held (annotated header block, blank line, body) and stream
-    /// the rest.
-    fn stream_buffered(&mut self, rx: &mut MessageRx, raw: Vec<u8>, header_len: usize) {
+    /// Send a held message as it is (status, annotated header block, what
+    /// arrived of the body) and stream the rest. For TOP n only the first n
+    /// body lines go out, here and while streaming.
+    fn release_held(
+        &mut self,
+        rx: &mut MessageRx,
+        raw: Vec<u8>,
+        header_len: usize,
+        note: Option<&str>,
+    ) {
         self.emit_status(rx);
-        let headers = self.hook.stream_headers(&raw[..header_len], None);
-        let body = &raw[header_len..];
-        rx.delivered += response::wire_len(&headers) + response::wire_len(body);
+        let headers = self.hook.stream_headers(&raw[..header_len], note);
+        let mut rest = &raw[header_len..];
+        if let Some(n) = rx.top {
+            let kept = top_lines(&raw, n);
+            rest = &kept[header_len.min(kept.len())..];
+            let lines = rest.iter().filter(|&&b| b == b'\n').count();
+            // The first line of `rest` is the blank separator.
+            rx.body_lines = u32::try_from(lines.saturating_sub(1)).unwrap_or(u32::MAX);
+        }
+        rx.delivered += response::wire_len(&headers) + response::wire_len(rest);
         response::stuff_message(&mut self.to_client, &headers);
-        response::stuff_message(&mut self.to_client, body);
+        response::stuff_message(&mut self.to_client, rest);
         rx.state = MsgState::Streaming {
             in_headers: false,
             dropping: false,
@@ -863,6 +917,23 @@ impl Engine {
     }
 
     fn stream_line(&mut self, rx: &mut MessageRx, c: &[u8]) {
+        let body_line = matches!(
+            rx.state,
+            MsgState::Streaming {
+                in_headers: false,
+                ..
+            }
+        );
+        if body_line {
+            if let Some(n) = rx.top {
+                // popcrypt may have asked the server for more lines than
+                // the client wants (to look at the body): cut at n.
+                if rx.body_lines >= n {
+                    return;
+                }
+                rx.body_lines += 1;
+            }
+        }
         if let MsgState::Streaming {
             in_headers,
             dropping,
@@ -917,16 +988,22 @@ impl Engine {
         let extra: i64 = match msg_field {
             Some(_) => overhead + self.size_extra.get(&(n as u32)).copied().unwrap_or(0),
             None => {
-                (n as i64).saturating_mul(overhead)
-                    + self
-                        .size_extra
-                        .iter()
-                        .filter(|(m, _)| !self.deleted.contains(m))
-                        .map(|(_, e)| *e)
-                        .sum::<i64>()
+                let known: i64 = self
+                    .size_extra
+                    .iter()
+                    .filter(|(m, _)| !self.deleted.contains(m))
+                    .fold(0i64, |acc, (_, e)| acc.saturating_add(*e));
+                i64::try_from(n)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(overhead)
+                    .saturating_add(known)
             }
         };
-        parts[field] = (size as i64).saturating_add(extra).max(0).to_string();
+        parts[field] = i64::try_from(size)
+            .unwrap_or(i64::MAX)
+            .saturating_add(extra)
+            .max(0)
+            .to_string();
         parts.join(" ").into_bytes()
     }
 
@@ -966,6 +1043,7 @@ impl MessageRx {
             internal_retr: false,
             received: 0,
             delivered: 0,
+            body_lines: 0,
             status: None,
             state: MsgState::Status,
         }
@@ -1217,6 +1295,70 @@ mod tests {
         );
     }
 
+    /// TestHook, but TOP peeks at 3 body lines.
+    struct PeekHook;
+
+    impl MessageHook for PeekHook {
+        fn classify(&self, block: &[u8]) -> Disposition {
+            TestHook.classify(block)
+        }
+        fn stream_headers(&self, block: &[u8], note: Option<&str>) -> Vec<u8> {
+            TestHook.stream_headers(block, note)
+        }
+        fn size_overhead(&self) -> u64 {
+            TestHook.size_overhead()
+        }
+        fn sniff(&self, block: &[u8], body: &[u8]) -> Option<bool> {
+            TestHook.sniff(block, body)
+        }
+        fn top_peek_lines(&self) -> u32 {
+            3
+        }
+    }
+
+    #[test]
+    fn top_peeks_at_the_body_and_cuts_to_what_the_client_asked() {
+        // TOP 1 0 of plain text: TOP 1 3 upstream, streamed, cut to 0 lines.
+        // TOP 2 1 of an "armored" text: drained, RETR, transformed, cut.
+        // TOP 3 1 of a multipart-like streamed message: cut to 1 line.
+        let client = b"USER a\r\nPASS b\r\nTOP 1 0\r\nTOP 2 1\r\nTOP 3 1\r\nTOP 4 5\r\n";
+        let server = b"+OK\r\n+OK\r\n\
++OK\r\nX-Sniff: y\r\n\r\nplain\r\nmore\r\n.\r\n\
++OK\r\nX-Sniff: y\r\n\r\nArmor\r\nb\r\nc\r\n.\r\n+OK\r\nX-Sniff: y\r\n\r\nArmor\r\nb\r\nc\r\nd\r\n.\r\n\
++OK\r\nA: b\r\n\r\n1\r\n2\r\n3\r\n.\r\n\
++OK\r\nX-Sniff: y\r\n\r\n\r\n.\r\n";
+        let want = b"+OK POP3 ready <1.2@host>\r\n+OK\r\n+OK\r\n\
++OK\r\nX-S: n\r\nX-Sniff: y\r\n\r\n.\r\n\
++OK\r\nX-SNIFF: Y\r\n\r\nARMOR\r\n.\r\n\
++OK\r\nX-S: n\r\nA: b\r\n\r\n1\r\n.\r\n\
++OK\r\nX-S: n\r\nX-Sniff: y\r\n\r\n\r\n.\r\n";
+        let want_up = b"USER a\r\nPASS b\r\nTOP 1 3\r\nTOP 2 3\r\nRETR 2\r\nTOP 3 3\r\nTOP 4 5\r\n";
+        for chunk in 1..=server.len() {
+            let mut e = Engine::new(EngineLimits::default(), Arc::new(PeekHook));
+            e.greeting(b"+OK POP3 ready <1.2@host>");
+            let mut run = Run {
+                to_client: Vec::new(),
+                to_upstream: Vec::new(),
+                closed: None,
+            };
+            e.client_data(client);
+            drive(&mut e, &mut run);
+            for c in server.chunks(chunk) {
+                e.upstream_data(c);
+                drive(&mut e, &mut run);
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&run.to_client),
+                String::from_utf8_lossy(want),
+                "chunk {chunk}"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&run.to_upstream),
+                String::from_utf8_lossy(want_up)
+            );
+        }
+    }
+
     #[test]
     fn capa_is_filtered() {
         let client = b"CAPA\r\n";
@@ -1387,6 +1529,31 @@ mod tests {
         let run = script(b"USER a\r\nPASS b\r\nRETR 1\r\n", server, 4, limits);
         let out = String::from_utf8_lossy(&run.to_client);
         assert!(out.ends_with("+OK\r\nX-S: header block too large to classify\r\nA: 0123456789\r\nB: 0123456789\r\nC: d\r\n\r\nX-Popcrypt-Body: stays\r\n.\r\n"), "{out}");
+    }
+
+    #[test]
+    fn forged_status_continuations_cut_by_the_header_limit_are_dropped() {
+        let limits = EngineLimits {
+            max_header_block: 40,
+            ..Default::default()
+        };
+        let server = b"+OK\r\n+OK\r\n+OK\r\nA: 1\r\nX-Popcrypt-Signature: x\r\n 0123456789\r\n ; good\r\nC: d\r\n\r\nbody\r\n.\r\n";
+        let run = script(b"USER a\r\nPASS b\r\nRETR 1\r\n", server, 3, limits);
+        let out = String::from_utf8_lossy(&run.to_client);
+        assert!(!out.contains("good"), "{out}");
+        assert!(out.contains("C: d\r\n\r\nbody\r\n.\r\n"), "{out}");
+    }
+
+    #[test]
+    fn absurd_sizes_from_the_server_do_not_overflow() {
+        let client = b"USER a\r\nPASS b\r\nRETR 1\r\nSTAT\r\nLIST 1\r\n";
+        let server = b"+OK\r\n+OK\r\n+OK\r\nX-Drop: 1\r\n\r\n.\r\n+OK 9223372036854775807 18446744073709551615\r\n+OK 1 18446744073709551615\r\n";
+        let run = script(client, server, 5, EngineLimits::default());
+        let out = String::from_utf8_lossy(&run.to_client);
+        assert!(
+            out.contains("+OK 9223372036854775807 9223372036854775807\r\n"),
+            "{out}"
+        );
     }
 
     #[test]
