@@ -215,3 +215,53 @@ fn protected_keys_need_the_right_passphrase_at_start_up() {
         "{err}"
     );
 }
+
+#[test]
+fn top_with_keys_loaded_judges_text_mail_from_the_top_answer() {
+    let d = Dovecot::start(&[USER]);
+    let plain: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    d.deliver(
+        USER.0,
+        format!("From: a@popcrypt.invalid\nSubject: plain\nContent-Type: text/plain\n\n{plain}")
+            .as_bytes(),
+    );
+    d.deliver(USER.0, &case("inline-enc-7bit"));
+    let keys = golden().join("keys");
+    let pass = keys.join("pp-user.passphrase");
+    let proxy = ProxyProcess::implicit(
+        &d,
+        &[
+            std::ffi::OsStr::new("--keys"),
+            keys.as_os_str(),
+            std::ffi::OsStr::new("--keys-passphrase-file"),
+            pass.as_os_str(),
+        ],
+    );
+    let mut c = proxy.connect();
+    c.line();
+    c.cmd(&format!("USER {}", USER.0));
+    c.cmd(&format!("PASS {}", USER.1));
+    assert!(c.cmd("TOP 1 2").starts_with("+OK"));
+    let top = c.multi_rest();
+    assert!(top.contains("X-Popcrypt-Encryption: none\r\n"), "{top}");
+    assert!(top.ends_with("\r\n\r\nline 1\r\nline 2\r\n.\r\n"), "{top}");
+    assert!(c.cmd("TOP 2 0").starts_with("+OK"));
+    let top = c.multi_rest();
+    assert!(
+        top.contains("X-Popcrypt-Encryption: openpgp; decrypted"),
+        "{top}"
+    );
+    assert!(top.ends_with("\r\n\r\n.\r\n"), "headers only: {top}");
+    c.cmd("QUIT");
+    // Dovecot counted two TOPs and one RETR (message 2, to decrypt it):
+    // the plain message was never fetched whole.
+    let lines = d.wait_for_log_lines("session end", 1, |l| {
+        l.contains(&format!("pop3({})", USER.0)) && l.contains("Disconnected")
+    });
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("top=2/") && l.contains("retr=1/")),
+        "{lines:?}"
+    );
+}
