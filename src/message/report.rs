@@ -24,6 +24,17 @@ impl Default for Report {
     }
 }
 
+/// The first two `;`-separated tokens of a header value, without the
+/// parenthesised reason: what readers (and the logs) rely on.
+pub fn verdict_tokens(value: &str) -> String {
+    value
+        .split(';')
+        .take(2)
+        .map(|t| t.split('(').next().unwrap_or("").trim())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl Report {
     /// The two header lines, CRLF-terminated. Values are kept to one line.
     pub fn header_lines(&self) -> Vec<u8> {
@@ -104,6 +115,19 @@ mod tests {
         assert_eq!(strip_status_headers(block), b"From: a@b\r\n");
         let out = annotate_header_block(block, &Report::default());
         assert!(out.ends_with(b"X-Popcrypt-Signature: none\r\nFrom: a@b\r\n"));
+    }
+
+    #[test]
+    fn verdict_tokens_leave_out_the_details() {
+        assert_eq!(
+            verdict_tokens("openpgp; from-mismatch; signer=X; from=a@b"),
+            "openpgp; from-mismatch"
+        );
+        assert_eq!(
+            verdict_tokens("smime; failed (not a recipient; x)"),
+            "smime; failed"
+        );
+        assert_eq!(verdict_tokens("none"), "none");
     }
 
     #[test]

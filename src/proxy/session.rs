@@ -10,6 +10,7 @@ use tokio::time::sleep;
 use super::upstream::{self, write_all, Stream};
 use super::Context;
 use crate::config::secs;
+use crate::message::report::verdict_tokens;
 use crate::message::{annotate_message, Report};
 use crate::pop3::session::{CloseReason, Engine, Event, MessageHook};
 
@@ -143,7 +144,13 @@ async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
     let t = ctx.transformer.clone();
     match tokio::task::spawn_blocking(move || t.transform(&input)).await {
         Ok((out, report)) => {
-            tracing::info!(encryption = %report.encryption, signature = %report.signature, "message transformed");
+            // The verdicts only (first two tokens): the details name
+            // addresses and subjects, which stay out of the logs.
+            tracing::info!(
+                encryption = %verdict_tokens(&report.encryption),
+                signature = %verdict_tokens(&report.signature),
+                "message transformed"
+            );
             out
         }
         Err(e) => {
