@@ -18,9 +18,11 @@
 //! messages are built with sequoia at run time instead (no large files in
 //! the repository).
 
+mod support;
+
 use mail_parser::MimeHeaders;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use popcrypt::keys::{Keyring, PassphraseSource};
 use popcrypt::message::{annotate_message, mime, Report, Transformer};
@@ -33,11 +35,11 @@ use openpgp::serialize::stream::{Armorer, Compressor, Encryptor, LiteralWriter, 
 use openpgp::types::{CompressionAlgorithm, SignatureType};
 use sequoia_openpgp as openpgp;
 
-const MAX_PLAINTEXT: usize = 64 << 20;
+use support::golden::{
+    body, crlf, header_values, is, repo, starts, Check, HandWritten, Suite, Want,
+};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+const MAX_PLAINTEXT: usize = 64 << 20;
 
 fn golden() -> PathBuf {
     repo().join("tests/golden/openpgp")
@@ -90,54 +92,13 @@ fn fprs() -> Fprs {
     }
 }
 
-/// What the relay hands the transform: every line CRLF-terminated.
-fn crlf(raw: &[u8]) -> Vec<u8> {
-    popcrypt::pop3::response::crlf_lines(raw)
-}
-
 fn lf_to_crlf(s: &str) -> Vec<u8> {
     crlf(s.as_bytes())
 }
 
-fn update() -> bool {
-    std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1")
-}
-
-/// One expectation on a header value.
-enum Want {
-    Is(String),
-    StartsWith(String),
-    /// Starts with the first and ends with the second string.
-    StartsEnds(String, String),
-    /// Anything but a good signature (and not from-mismatch either).
-    NotGood,
-}
-
-impl Want {
-    fn holds(&self, v: &str) -> bool {
-        match self {
-            Want::Is(s) => v == s,
-            Want::StartsWith(s) => v.starts_with(s.as_str()),
-            Want::StartsEnds(a, b) => v.starts_with(a.as_str()) && v.ends_with(b.as_str()),
-            Want::NotGood => v == "none" || v.starts_with("openpgp; partial"),
-        }
-    }
-    fn describe(&self) -> String {
-        match self {
-            Want::Is(s) => format!("exactly {s:?}"),
-            Want::StartsWith(s) => format!("starting with {s:?}"),
-            Want::StartsEnds(a, b) => format!("starting with {a:?} and ending with {b:?}"),
-            Want::NotGood => "\"none\" or \"openpgp; partial…\"".into(),
-        }
-    }
-}
-
-fn is(s: &str) -> Want {
-    Want::Is(s.into())
-}
-
-fn starts(s: &str) -> Want {
-    Want::StartsWith(s.into())
+/// Anything but a good signature (and not from-mismatch either).
+fn not_good() -> Want {
+    Want::AnyOf(vec![is("none"), starts("openpgp; partial")])
 }
 
 /// What a demanding user expects for each case, written by hand.
@@ -216,7 +177,7 @@ fn expected(name: &str, k: &Fprs) -> Option<(Want, Want)> {
             none(),
             mismatch(&k.alice, "mallory@popcrypt.invalid"),
         ),
-        "mixed-with-signed-part-alice" => (none(), Want::NotGood),
+        "mixed-with-signed-part-alice" => (none(), not_good()),
         "inline-enc-7bit" | "inline-enc-qp" | "inline-enc-base64" => (dec(), none()),
         "inline-signenc-alice" => (dec(), good(&k.alice)),
         "inline-enc-text-around" => (starts("openpgp; failed (partly encrypted"), none()),
@@ -244,45 +205,10 @@ const UTF8_BODY: &str =
 const SIGNED_PLAIN_BODY: &str = "Hello Demo,\n\nthis message is signed and encrypted (one OpenPGP message: OPS, literal\ndata, signature, all inside the encryption).\n\nAlice\n";
 const INLINE_BODY: &str = "Hello Demo,\n\nthis is inline OpenPGP: the armored message is the whole text/plain body.\nGrüße, Alice\n";
 
-/// Unfolded values of every header field `name` in the output's header block.
-fn header_values(msg: &[u8], name: &str) -> Vec<String> {
-    mime::fields(&msg[..mime::header_end(msg)])
-        .into_iter()
-        .filter(|f| f.name == name)
-        .map(|f| {
-            let raw = String::from_utf8_lossy(f.raw);
-            let value = raw.split_once(':').map_or("", |(_, v)| v);
-            value
-                .replace("\r\n", "")
-                .replace('\n', "")
-                .trim()
-                .to_string()
-        })
-        .collect()
-}
-
-fn body(msg: &[u8]) -> &[u8] {
-    &msg[mime::body_start(msg)..]
-}
-
 /// Checks on the content of a case's output that do not depend on the
-/// golden files. Returns the problems found.
-fn content_checks(name: &str, input: &[u8], out: &[u8], report: &Report) -> Vec<String> {
-    let mut errs = Vec::new();
-    let mut check = |ok: bool, what: &str| {
-        if !ok {
-            errs.push(what.to_string());
-        }
-    };
-    check(
-        out.starts_with(&report.header_lines()),
-        "the output starts with the two status header lines",
-    );
-    check(
-        header_values(out, "x-popcrypt-encryption") == [report.encryption.as_str()]
-            && header_values(out, "x-popcrypt-signature") == [report.signature.as_str()],
-        "exactly one of each status header, popcrypt's own (forged ones removed)",
-    );
+/// golden files (beyond the status header checks every suite makes): each
+/// `check(ok, what)` with `ok` false is a problem.
+fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], report: &Report) {
     check(
         !String::from_utf8_lossy(&out[..mime::header_end(out)]).contains("FORGED"),
         "no forged status header value left",
@@ -520,7 +446,6 @@ fn content_checks(name: &str, input: &[u8], out: &[u8], report: &Report) -> Vec<
         }
         _ => {}
     }
-    errs
 }
 
 /// Cases whose `.out` was written by hand because the transform gets them
@@ -532,107 +457,13 @@ fn content_checks(name: &str, input: &[u8], out: &[u8], report: &Report) -> Vec<
 /// list stays for the next such case.
 const HAND_WRITTEN_OUT: &[&str] = &[];
 
-fn case_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(golden().join("cases"))
-        .expect("cases directory")
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            (p.extension()? == "eml").then(|| p.file_stem()?.to_str().map(String::from))?
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn golden_cases() {
-    let t = transformer(MAX_PLAINTEXT);
     let k = fprs();
-    let cases = golden().join("cases");
-    let names = case_names();
-    assert!(names.len() >= 30, "only {} cases found", names.len());
-    let mut failures = Vec::new();
-    for name in &names {
-        let raw = std::fs::read(cases.join(format!("{name}.eml"))).unwrap();
-        let input = crlf(&raw);
-        let (out, report) = t.transform(&input);
-        let report_text = format!("{}\n{}\n", report.encryption, report.signature);
-        let out_path = cases.join(format!("{name}.out"));
-        let report_path = cases.join(format!("{name}.report"));
-        if update() {
-            if !HAND_WRITTEN_OUT.contains(&name.as_str()) || !out_path.exists() {
-                std::fs::write(&out_path, &out).unwrap();
-            }
-            std::fs::write(&report_path, &report_text).unwrap();
-        }
-        if !update() || HAND_WRITTEN_OUT.contains(&name.as_str()) {
-            match std::fs::read_to_string(&report_path) {
-                Ok(want) if want == report_text => {}
-                Ok(want) => failures.push(format!(
-                    "{name}: report differs\n  want: {}\n  got:  {}",
-                    want.replace('\n', " | "),
-                    report_text.replace('\n', " | ")
-                )),
-                Err(e) => failures.push(format!("{name}: {}: {e}", report_path.display())),
-            }
-            match std::fs::read(&out_path) {
-                Ok(want) if want == out => {}
-                Ok(want) => {
-                    let at = want.iter().zip(&out).take_while(|(a, b)| a == b).count();
-                    failures.push(format!(
-                        "{name}: output differs from {} at byte {at} (want {} bytes, got {}): got …{:?}",
-                        out_path.display(),
-                        want.len(),
-                        out.len(),
-                        String::from_utf8_lossy(&out[at.saturating_sub(40)..(at + 40).min(out.len())])
-                    ))
-                }
-                Err(e) => failures.push(format!("{name}: {}: {e}", out_path.display())),
-            }
-        }
-        match expected(name, &k) {
-            None => failures.push(format!(
-                "{name}: no hand-written expectation in golden_openpgp.rs::expected"
-            )),
-            Some((enc, sig)) => {
-                if !enc.holds(&report.encryption) {
-                    failures.push(format!(
-                        "{name}: X-Popcrypt-Encryption {:?}, want {}",
-                        report.encryption,
-                        enc.describe()
-                    ));
-                }
-                if !sig.holds(&report.signature) {
-                    failures.push(format!(
-                        "{name}: X-Popcrypt-Signature {:?}, want {}",
-                        report.signature,
-                        sig.describe()
-                    ));
-                }
-            }
-        }
-        for e in content_checks(name, &input, &out, &report) {
-            failures.push(format!("{name}: {e}"));
-        }
-    }
-    // Stale expectations without an input.
-    for e in std::fs::read_dir(&cases).unwrap() {
-        let p = e.unwrap().path();
-        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("");
-        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        if (ext == "out" || ext == "report") && !names.iter().any(|n| n == stem) {
-            if update() {
-                std::fs::remove_file(&p).unwrap();
-            } else {
-                failures.push(format!("{}: no matching .eml", p.display()));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} golden failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
+    Suite::new("openpgp", 30, HandWritten::Out(HAND_WRITTEN_OUT)).run(
+        &transformer(MAX_PLAINTEXT),
+        |name| expected(name, &k),
+        content_checks,
     );
 }
 

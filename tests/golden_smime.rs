@@ -21,7 +21,9 @@
 //! get. Messages built at run time (below) are dated "now" for the same
 //! reason. `tests/smime_api.rs` covers the CMS layer on its own.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mail_parser::{MessageParser, MimeHeaders, PartType};
@@ -34,19 +36,14 @@ use openssl::x509::X509;
 use popcrypt::keys::{Keyring, PassphraseSource};
 use popcrypt::message::{annotate_message, mime, smime, Report, Transformer};
 
-const MAX_PLAINTEXT: usize = 64 << 20;
+use support::golden::{
+    body, case_names, crlf, header_values, is, read, repo, starts, Check, HandWritten, Suite, Want,
+};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+const MAX_PLAINTEXT: usize = 64 << 20;
 
 fn golden() -> PathBuf {
     repo().join("tests/golden/smime")
-}
-
-fn read(p: impl AsRef<Path>) -> Vec<u8> {
-    let p = p.as_ref();
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 fn transformer() -> Transformer {
@@ -55,50 +52,8 @@ fn transformer() -> Transformer {
     Transformer::with_keys(keys, MAX_PLAINTEXT)
 }
 
-/// What the relay hands the transform: every line CRLF-terminated.
-fn crlf(raw: &[u8]) -> Vec<u8> {
-    popcrypt::pop3::response::crlf_lines(raw)
-}
-
 fn case_input(name: &str) -> Vec<u8> {
     crlf(&read(golden().join("cases").join(format!("{name}.eml"))))
-}
-
-fn update() -> bool {
-    std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1")
-}
-
-/// One expectation on a header value.
-enum Want {
-    Is(String),
-    StartsWith(String),
-    /// Starts with the first and ends with the second string.
-    StartsEnds(String, String),
-}
-
-impl Want {
-    fn holds(&self, v: &str) -> bool {
-        match self {
-            Want::Is(s) => v == s,
-            Want::StartsWith(s) => v.starts_with(s.as_str()),
-            Want::StartsEnds(a, b) => v.starts_with(a.as_str()) && v.ends_with(b.as_str()),
-        }
-    }
-    fn describe(&self) -> String {
-        match self {
-            Want::Is(s) => format!("exactly {s:?}"),
-            Want::StartsWith(s) => format!("starting with {s:?}"),
-            Want::StartsEnds(a, b) => format!("starting with {a:?} and ending with {b:?}"),
-        }
-    }
-}
-
-fn is(s: &str) -> Want {
-    Want::Is(s.into())
-}
-
-fn starts(s: &str) -> Want {
-    Want::StartsWith(s.into())
 }
 
 const ALICE_GOOD: &str = "smime; good; signer=alice@popcrypt.invalid";
@@ -218,27 +173,6 @@ fn entity_body(name: &str) -> Vec<u8> {
 const ENTITY_HEADERS: &str =
     "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n";
 
-/// Unfolded values of every header field `name` in a header block.
-fn header_values(msg: &[u8], name: &str) -> Vec<String> {
-    mime::fields(&msg[..mime::header_end(msg)])
-        .into_iter()
-        .filter(|f| f.name == name)
-        .map(|f| {
-            let raw = String::from_utf8_lossy(f.raw);
-            let value = raw.split_once(':').map_or("", |(_, v)| v);
-            value
-                .replace("\r\n", "")
-                .replace('\n', "")
-                .trim()
-                .to_string()
-        })
-        .collect()
-}
-
-fn body(msg: &[u8]) -> &[u8] {
-    &msg[mime::body_start(msg)..]
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -281,23 +215,9 @@ fn delivered_text(input: &[u8], report: &Report, body: &[u8]) -> Vec<u8> {
 }
 
 /// Checks on the content of a case's output that do not depend on the
-/// golden files. Returns the problems found.
-fn content_checks(name: &str, input: &[u8], out: &[u8], report: &Report) -> Vec<String> {
-    let mut errs = Vec::new();
-    let mut check = |ok: bool, what: &str| {
-        if !ok {
-            errs.push(what.to_string());
-        }
-    };
-    check(
-        out.starts_with(&report.header_lines()),
-        "the output starts with the two status header lines",
-    );
-    check(
-        header_values(out, "x-popcrypt-encryption") == [report.encryption.as_str()]
-            && header_values(out, "x-popcrypt-signature") == [report.signature.as_str()],
-        "exactly one of each status header",
-    );
+/// golden files (beyond the status header checks every suite makes): each
+/// `check(ok, what)` with `ok` false is a problem.
+fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], report: &Report) {
     let decrypted = report.encryption.starts_with("smime; decrypted");
     let unwrapped = name.starts_with("signed-opaque");
     let mut original = report.header_lines();
@@ -396,7 +316,6 @@ fn content_checks(name: &str, input: &[u8], out: &[u8], report: &Report) -> Vec<
             "the tampered content is what is shown (with the bad verdict)",
         );
     }
-    errs
 }
 
 /// Cases whose `.out` and `.report` are written by hand because the
@@ -405,109 +324,11 @@ fn content_checks(name: &str, input: &[u8], out: &[u8], report: &Report) -> Vec<
 /// outer signature over the ciphertext.)
 const HAND_WRITTEN: &[&str] = &[];
 
-fn case_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(golden().join("cases"))
-        .expect("cases directory")
-        .filter_map(|e| {
-            let p = e.ok()?.path();
-            (p.extension()? == "eml").then(|| p.file_stem()?.to_str().map(String::from))?
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn golden_cases() {
-    let t = transformer();
-    let cases = golden().join("cases");
-    let names = case_names();
-    assert!(names.len() >= 28, "only {} cases found", names.len());
-    let mut failures = Vec::new();
-    for name in &names {
-        let input = case_input(name);
-        let (out, report) = t.transform(&input);
-        println!(
-            "{name}\n    enc: {}\n    sig: {}",
-            report.encryption, report.signature
-        );
-        let report_text = format!("{}\n{}\n", report.encryption, report.signature);
-        let out_path = cases.join(format!("{name}.out"));
-        let report_path = cases.join(format!("{name}.report"));
-        let hand_written = HAND_WRITTEN.contains(&name.as_str());
-        if update() && !hand_written {
-            std::fs::write(&out_path, &out).unwrap();
-            std::fs::write(&report_path, &report_text).unwrap();
-        } else {
-            match std::fs::read_to_string(&report_path) {
-                Ok(want) if want == report_text => {}
-                Ok(want) => failures.push(format!(
-                    "{name}: report differs from {}\n  want: {}\n  got:  {}",
-                    report_path.display(),
-                    want.replace('\n', " | "),
-                    report_text.replace('\n', " | ")
-                )),
-                Err(e) => failures.push(format!("{name}: {}: {e}", report_path.display())),
-            }
-            match std::fs::read(&out_path) {
-                Ok(want) if want == out => {}
-                Ok(want) => {
-                    let at = want.iter().zip(&out).take_while(|(a, b)| a == b).count();
-                    failures.push(format!(
-                        "{name}: output differs from {} at byte {at} (want {} bytes, got {}): got …{:?}",
-                        out_path.display(),
-                        want.len(),
-                        out.len(),
-                        String::from_utf8_lossy(&out[at.saturating_sub(40)..(at + 40).min(out.len())])
-                    ))
-                }
-                Err(e) => failures.push(format!("{name}: {}: {e}", out_path.display())),
-            }
-        }
-        match expected(name) {
-            None => failures.push(format!(
-                "{name}: no hand-written expectation in golden_smime.rs::expected"
-            )),
-            Some((enc, sig)) => {
-                if !enc.holds(&report.encryption) {
-                    failures.push(format!(
-                        "{name}: X-Popcrypt-Encryption {:?}, want {}",
-                        report.encryption,
-                        enc.describe()
-                    ));
-                }
-                if !sig.holds(&report.signature) {
-                    failures.push(format!(
-                        "{name}: X-Popcrypt-Signature {:?}, want {}",
-                        report.signature,
-                        sig.describe()
-                    ));
-                }
-            }
-        }
-        for e in content_checks(name, &input, &out, &report) {
-            failures.push(format!("{name}: {e}"));
-        }
-    }
-    // Stale expectations without an input.
-    for e in std::fs::read_dir(&cases).unwrap() {
-        let p = e.unwrap().path();
-        let ext = p.extension().and_then(|x| x.to_str()).unwrap_or("");
-        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        if (ext == "out" || ext == "report") && !names.iter().any(|n| n == stem) {
-            if update() {
-                std::fs::remove_file(&p).unwrap();
-            } else {
-                failures.push(format!("{}: no matching .eml", p.display()));
-            }
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} golden failure(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    Suite::new("smime", 28, HandWritten::OutAndReport(HAND_WRITTEN))
+        .print_reports()
+        .run(&transformer(), expected, content_checks);
 }
 
 // --- PKCS#12 --------------------------------------------------------------------
@@ -1068,7 +889,7 @@ fn embedded_ciphertext_is_not_decrypted() {
 /// expectations against a regenerate.sh that changes shape).
 #[test]
 fn case_shapes() {
-    for name in case_names() {
+    for name in case_names(&golden().join("cases")) {
         let input = case_input(&name);
         let msg = MessageParser::default().parse(&input).unwrap();
         let root = &msg.parts[0];
