@@ -684,7 +684,12 @@ impl Engine {
             },
         };
         match (&mut rx.state, content) {
-            (MsgState::Status | MsgState::AwaitTransform, _) => unreachable_state(),
+            // Handled above / never fed while a transform runs; should it
+            // happen, the session is no longer trustworthy: end it.
+            (MsgState::Status | MsgState::AwaitTransform, _) => {
+                tracing::error!("message state machine out of step; closing the session");
+                return self.garbage();
+            }
             (MsgState::Headers(block), Some(c)) => {
                 if c.is_empty() {
                     let block = std::mem::take(block);
@@ -1029,10 +1034,6 @@ impl Engine {
         );
         self.pump();
     }
-}
-
-fn unreachable_state() {
-    debug_assert!(false, "message state machine reached an impossible state");
 }
 
 impl MessageRx {
