@@ -321,6 +321,8 @@ mod tests {
             include_str!("../examples/single-account.toml"),
             include_str!("../examples/enterprise-verify.toml"),
             include_str!("../examples/starttls.toml"),
+            include_str!("../examples/several-accounts/work.toml"),
+            include_str!("../examples/several-accounts/private.toml"),
         ] {
             let f: FileConfig = toml::from_str(text).unwrap();
             assert!(f.upstream.is_some());
