@@ -35,15 +35,7 @@ fn setup() -> (Dovecot, ProxyProcess) {
     }
     let keys = golden().join("keys");
     let pass = keys.join("pp-user.passphrase");
-    let proxy = ProxyProcess::implicit(
-        &d,
-        &[
-            std::ffi::OsStr::new("--keys"),
-            keys.as_os_str(),
-            std::ffi::OsStr::new("--keys-passphrase-file"),
-            pass.as_os_str(),
-        ],
-    );
+    let proxy = ProxyProcess::with_keys(&d, &keys, Some(&pass));
     (d, proxy)
 }
 
@@ -228,15 +220,7 @@ fn top_with_keys_loaded_judges_text_mail_from_the_top_answer() {
     d.deliver(USER.0, &case("inline-enc-7bit"));
     let keys = golden().join("keys");
     let pass = keys.join("pp-user.passphrase");
-    let proxy = ProxyProcess::implicit(
-        &d,
-        &[
-            std::ffi::OsStr::new("--keys"),
-            keys.as_os_str(),
-            std::ffi::OsStr::new("--keys-passphrase-file"),
-            pass.as_os_str(),
-        ],
-    );
+    let proxy = ProxyProcess::with_keys(&d, &keys, Some(&pass));
     let mut c = proxy.connect();
     c.line();
     c.cmd(&format!("USER {}", USER.0));

@@ -75,7 +75,7 @@ fn poplib_curl_fetchmail_see_decrypted_and_verified_smime() {
         d.deliver(USER.0, &case(name));
     }
     let keys = golden().join("keys");
-    let proxy = ProxyProcess::implicit(&d, &[std::ffi::OsStr::new("--keys"), keys.as_os_str()]);
+    let proxy = ProxyProcess::with_keys(&d, &keys, None);
     let via_poplib = poplib_retr_all("127.0.0.1", proxy.port, USER.0, USER.1, Tls::Plain);
     check(&via_poplib, "poplib");
     let via_curl: Vec<Vec<u8>> = (1..=MAILBOX.len())

@@ -1060,6 +1060,16 @@ impl Client {
     }
 
     /// Everything until the proxy closes the connection (bounded).
+    /// Assert that `line` is a `-ERR [SYS/TEMP]` naming `why`, and that the
+    /// proxy then closes the connection without sending anything more.
+    pub async fn expect_temp_error_then_close(&mut self, line: &str, why: &str) {
+        assert!(
+            line.starts_with("-ERR [SYS/TEMP]") && line.contains(why),
+            "want -ERR [SYS/TEMP] about {why:?}, got {line:?}"
+        );
+        assert!(self.read_to_close().await.is_empty());
+    }
+
     pub async fn read_to_close(&mut self) -> Vec<u8> {
         while self.fill().await {}
         std::mem::take(&mut self.buf)

@@ -176,6 +176,16 @@ impl ProxyProcess {
 
     /// A proxy in front of `d`'s implicit-TLS port; `extra` args appended
     /// (they must not repeat a flag of [`ProxyProcess::implicit_args`]).
+    /// `implicit` with a keys directory and, if given, a passphrase file.
+    pub fn with_keys(d: &Dovecot, keys: &Path, passphrase_file: Option<&Path>) -> ProxyProcess {
+        let mut extra: Vec<&OsStr> = vec![OsStr::new("--keys"), keys.as_os_str()];
+        if let Some(p) = passphrase_file {
+            extra.push(OsStr::new("--keys-passphrase-file"));
+            extra.push(p.as_os_str());
+        }
+        ProxyProcess::implicit(d, &extra)
+    }
+
     pub fn implicit<S: AsRef<OsStr>>(d: &Dovecot, extra: &[S]) -> ProxyProcess {
         let mut args = Self::implicit_args(d);
         args.extend(extra.iter().map(|a| a.as_ref().to_owned()));
