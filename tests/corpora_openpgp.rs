@@ -156,10 +156,7 @@ fn johnny_you_are_fired_spoofs_never_get_good() {
         assert!(good(get(&seen, ok)), "{ok}: {:?}", get(&seen, ok).report);
     }
     // Signed by Eve with Eve's own From address: good, and for Eve only.
-    for eve in [
-        "04-id/i2-display-name-confusion/i2-from-contains-signer-pgp-mime.eml",
-        "04-id/i3-from-sender-confusion/i3-from-signer-others-sender-pgp-mime.eml",
-    ] {
+    for eve in ["04-id/i2-display-name-confusion/i2-from-contains-signer-pgp-mime.eml"] {
         let s = get(&seen, eve);
         if good(s) {
             let eve_fpr = "F9E6";
@@ -171,10 +168,11 @@ fn johnny_you_are_fired_spoofs_never_get_good() {
         }
     }
     for s in &seen {
+        // A display name or Sender naming another address than the signer's
+        // (i2-from-is-sender-signer, i3-from-signer-others-sender) is never
+        // good: a legacy client may show that address as the sender.
         let allowed = s.name.starts_with("assets/valid-signed/")
-            || s.name.contains("i2-from-contains-signer")
-            || s.name.contains("i2-from-is-sender-signer")
-            || s.name.contains("i3-from-signer-others-sender");
+            || s.name.contains("i2-from-contains-signer");
         if !allowed {
             assert!(!good(s), "{}: spoof got good: {:?}", s.name, s.report);
         }

@@ -198,6 +198,213 @@ pub fn from_addresses(msg: &Message<'_>) -> Vec<String> {
         .collect()
 }
 
+/// The message with its header block's line ends made CRLF. A header line
+/// ends at CRLF, LF or a lone CR (many parsers end a line at a lone CR, and
+/// a field hidden behind one must not survive as part of another field), and
+/// the header block ends at the first empty line by that reading. The body
+/// is not changed.
+pub fn normalize_header_block(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut pos = 0;
+    let mut clean = true;
+    let mut end = raw.len();
+    let mut blank = None;
+    while pos < raw.len() {
+        let Some(i) = raw[pos..].iter().position(|&b| b == b'\n' || b == b'\r') else {
+            clean = false; // a last line without line end
+            break;
+        };
+        let at = pos + i;
+        let next = if raw[at] == b'\r' && raw.get(at + 1) == Some(&b'\n') {
+            at + 2
+        } else {
+            clean = false;
+            at + 1
+        };
+        if at == pos {
+            blank = Some((pos, next));
+            end = pos;
+            break;
+        }
+        pos = next;
+    }
+    if clean {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut pos = 0;
+    while pos < end {
+        let i = raw[pos..end]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r')
+            .map_or(end, |i| pos + i);
+        out.extend_from_slice(&raw[pos..i]);
+        out.extend_from_slice(b"\r\n");
+        pos = if i >= end {
+            end
+        } else if raw[i] == b'\r' && raw.get(i + 1) == Some(&b'\n') {
+            i + 2
+        } else {
+            i + 1
+        };
+    }
+    match blank {
+        Some((_, next)) => {
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&raw[next..]);
+        }
+        None => {}
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Who a message is from, as far as a signature may vouch for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// Exactly one mailbox (lower-cased), and nothing else in From or
+    /// Sender that a client could show as the sender.
+    One(String),
+    /// Anything else: `shown` is what the report names as From, `why`
+    /// says what is unclear.
+    Unclear {
+        shown: String,
+        why: String,
+        /// The one From address, when there is exactly one.
+        address: Option<String>,
+    },
+}
+
+/// The sender named by a header block (CRLF lines): exactly one From field
+/// with exactly one mailbox; no other address in its display name, comments
+/// or quoted parts (decoded encoded words included); no control
+/// characters; no encoded word in the address; no Sender naming someone
+/// else.
+pub fn sender(head: &[u8]) -> Sender {
+    let mut entity = head.to_vec();
+    entity.extend_from_slice(b"\r\n");
+    let parsed = parse(&entity);
+    let addrs = parsed.as_ref().map(from_addresses).unwrap_or_default();
+    let group = parsed.as_ref().is_some_and(|m| {
+        m.header_values(mail_parser::HeaderName::From)
+            .any(|v| matches!(v.as_address(), Some(mail_parser::Address::Group(_))))
+    });
+    let from_fields: Vec<Field<'_>> = fields(head)
+        .into_iter()
+        .filter(|f| f.name == "from")
+        .collect();
+    if addrs.len() != 1 || from_fields.len() != 1 {
+        return Sender::Unclear {
+            shown: if addrs.is_empty() {
+                "none".into()
+            } else {
+                addrs.join(",")
+            },
+            why: "exactly one From address required".into(),
+            address: None,
+        };
+    }
+    let addr = addrs[0].clone();
+    if group {
+        return Sender::Unclear {
+            shown: addr.clone(),
+            why: "group syntax in From".into(),
+            address: Some(addr),
+        };
+    }
+    let unclear = |why: &str| Sender::Unclear {
+        shown: addr.clone(),
+        why: why.into(),
+        address: Some(addr.clone()),
+    };
+    let value = field_value(from_fields[0].raw);
+    if value
+        .iter()
+        .any(|&b| (b < 0x20 && b != b'\t' && b != b'\r' && b != b'\n') || b == 0x7f)
+    {
+        return unclear("a control character in From");
+    }
+    if addr.contains("=?") || addr.contains('"') || addr.matches('@').count() != 1 {
+        return unclear("the From address is not a plain addr-spec");
+    }
+    let text = decode_encoded_words(&value);
+    if text.contains("\0") || text.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return unclear("a control character in From");
+    }
+    if !only_this_address(&text, &addr) {
+        return unclear("the display name or a comment names another address");
+    }
+    for f in fields(head).into_iter().filter(|f| f.name == "sender") {
+        let value = decode_encoded_words(&field_value(f.raw));
+        if !only_this_address(&value, &addr) || !value.contains('@') {
+            return unclear("a Sender field names another address");
+        }
+    }
+    Sender::One(addr)
+}
+
+/// A field's value: the bytes after the colon, unfolded.
+fn field_value(raw: &[u8]) -> Vec<u8> {
+    let colon = raw
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(raw.len(), |i| i + 1);
+    raw[colon..]
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect()
+}
+
+/// Whether every address-like word in `text` is `addr` (ASCII case
+/// ignored). Look-alike at signs count as at signs.
+fn only_this_address(text: &str, addr: &str) -> bool {
+    let text = text.replace(['\u{FF20}', '\u{FE6B}'], "@");
+    text.split(|c: char| c.is_whitespace() || "<>()[]\",;:\\".contains(c))
+        .filter(|w| w.contains('@'))
+        .all(|w| w.eq_ignore_ascii_case(addr))
+}
+
+/// RFC 2047 encoded words decoded in place (charset read as UTF-8, lossy:
+/// enough to see addresses; unknown words are kept as they are).
+fn decode_encoded_words(value: &[u8]) -> String {
+    let s = String::from_utf8_lossy(value);
+    let mut out = String::with_capacity(s.len());
+    let mut rest: &str = &s;
+    while let Some(start) = rest.find("=?") {
+        out.push_str(&rest[..start]);
+        let word = &rest[start + 2..];
+        let decoded = (|| {
+            let (_charset, after) = word.split_once('?')?;
+            let (enc, after) = after.split_once('?')?;
+            let (text, _) = after.split_once("?=")?;
+            let bytes = match enc {
+                "b" | "B" => mail_parser::decoders::base64::base64_decode(text.as_bytes())?,
+                "q" | "Q" => {
+                    let t = text.replace('_', " ");
+                    mail_parser::decoders::quoted_printable::quoted_printable_decode(t.as_bytes())?
+                }
+                _ => return None,
+            };
+            let consumed = 2 + _charset.len() + 1 + enc.len() + 1 + text.len() + 2;
+            Some((
+                String::from_utf8_lossy(&bytes).into_owned(),
+                start + consumed,
+            ))
+        })();
+        match decoded {
+            Some((text, consumed)) => {
+                out.push_str(&text);
+                rest = &rest[consumed.min(rest.len())..];
+            }
+            None => {
+                out.push_str("=?");
+                rest = &rest[start + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Whether a byte string holds only whitespace.
 pub fn is_blank(b: &[u8]) -> bool {
     b.iter().all(|c| c.is_ascii_whitespace())

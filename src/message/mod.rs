@@ -14,6 +14,7 @@ pub mod mime;
 pub mod openpgp;
 pub mod report;
 pub mod smime;
+pub mod strict;
 
 use std::sync::Arc;
 
@@ -91,30 +92,50 @@ impl Transformer {
     /// Never fails: a message that cannot be processed comes back as the
     /// original bytes with a report that says why.
     pub fn transform(&self, raw: &[u8]) -> (Vec<u8>, Report) {
-        // The crypto libraries parse attacker-controlled bytes; a panic in
-        // one of them (seen: sequoia 2.4.2 on some truncated ciphertexts)
-        // must not cost the message.
-        let processed =
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(raw))) {
-                Ok(p) => p,
-                Err(_) => {
-                    tracing::error!(
-                        "internal error while processing a message; delivering it unchanged"
-                    );
-                    Self::none(Report {
-                        encryption: "none; failed (internal error while processing; the original \
-                                     message is delivered)"
-                            .into(),
-                        signature: "none".into(),
-                    })
-                }
-            };
+        // Header lines end at CRLF, LF or a lone CR, for every step below
+        // and for the client: one reading of the header block.
+        let normalized = mime::normalize_header_block(raw);
+        let raw = &normalized[..];
+        // Each nesting level needs a Content-Type line: bound them before
+        // any recursive parser sees the bytes.
+        let processed = if strict::content_type_lines(raw) > strict::MAX_ENTITY_HEADERS {
+            Self::none(Report {
+                encryption: format!(
+                    "none; not-processed (more than {} Content-Type fields: MIME structure \
+                     too deep or too large to read safely)",
+                    strict::MAX_ENTITY_HEADERS
+                ),
+                signature: "none".into(),
+            })
+        } else {
+            self.process_caught(raw)
+        };
         let out = match &processed.replacement {
             None => annotate_message(raw, &processed.report),
             Some(r) => assemble(raw, &processed.report, r),
         };
         let out = apply_policy(self.policy, out, &processed.report);
         (out, processed.report)
+    }
+
+    fn process_caught(&self, raw: &[u8]) -> Processed {
+        // The crypto libraries parse attacker-controlled bytes; a panic in
+        // one of them (seen: sequoia 2.4.2 on some truncated ciphertexts)
+        // must not cost the message.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(raw))) {
+            Ok(p) => p,
+            Err(_) => {
+                tracing::error!(
+                    "internal error while processing a message; delivering it unchanged"
+                );
+                Self::none(Report {
+                    encryption: "none; failed (internal error while processing; the original \
+                                     message is delivered)"
+                        .into(),
+                    signature: "none".into(),
+                })
+            }
+        }
     }
 
     fn none(report: Report) -> Processed {
@@ -125,21 +146,24 @@ impl Transformer {
     }
 
     fn process(&self, raw: &[u8]) -> Processed {
+        let pgp = &self.keys.openpgp;
+        let has_pgp = !pgp.certs.is_empty() || !pgp.secrets.is_empty();
+        let has_smime = !self.keys.smime.is_empty();
+        let head = &raw[..header_end(raw)];
+        let top = match strict::top_entity(raw) {
+            Ok(top) => top,
+            Err(e) => return Self::none(ambiguous_report(head, &e)),
+        };
         let Some(msg) = mime::parse_structure(raw) else {
             return Self::none(Report::default());
         };
         let root = &msg.parts[0];
-        let ctype = mime::mime_type(root);
-        let protocol = mime::param(root, "protocol")
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let pgp = &self.keys.openpgp;
-        let has_pgp = !pgp.certs.is_empty() || !pgp.secrets.is_empty();
-        let has_smime = !self.keys.smime.is_empty();
-        let from = mime::from_addresses(&msg);
+        let ctype = top.mime_type().to_string();
+        let protocol = top.param("protocol").unwrap_or("").to_ascii_lowercase();
+        let from = mime::sender(head);
         let date = msg.date().map(|d| d.to_timestamp());
         if has_smime && is_pkcs7_mime(root) {
-            return self.smime_mime(root, &from, date);
+            return self.smime_mime(root, head, date);
         }
         if has_smime
             && ctype == "multipart/signed"
@@ -148,19 +172,19 @@ impl Transformer {
                 "application/pkcs7-signature" | "application/x-pkcs7-signature"
             )
         {
-            return self.smime_signed(&msg, raw, root, &from, date);
+            return self.smime_signed(&top, head, &from, date);
         }
         if !has_pgp {
             return Self::none(Report::default());
         }
         match (ctype.as_str(), protocol.as_str()) {
             ("multipart/encrypted", "application/pgp-encrypted") => {
-                self.pgp_mime_encrypted(&msg, root, &from)
+                self.pgp_mime_encrypted(&top, head)
             }
             ("multipart/signed", "application/pgp-signature") => {
                 let report = Report {
                     encryption: "none".into(),
-                    signature: self.pgp_mime_signed(&msg, raw, root, &from),
+                    signature: self.pgp_mime_signed(&top, &from),
                 };
                 Self::none(report)
             }
@@ -177,27 +201,30 @@ impl Transformer {
     }
 
     /// RFC 3156 multipart/encrypted as the whole message.
-    fn pgp_mime_encrypted(
-        &self,
-        msg: &mail_parser::Message<'_>,
-        root: &mail_parser::MessagePart<'_>,
-        outer_from: &[String],
-    ) -> Processed {
-        let kids = mime::children(msg, root);
+    fn pgp_mime_encrypted(&self, top: &strict::Entity<'_>, head: &[u8]) -> Processed {
+        let kids = match strict::split(top) {
+            Ok(k) => k,
+            Err(e) => {
+                return Self::none(Report {
+                    encryption: format!("openpgp; failed ({e})"),
+                    signature: "none".into(),
+                })
+            }
+        };
         let valid = kids.len() == 2
-            && mime::mime_type(kids[0]) == "application/pgp-encrypted"
-            && mime::mime_type(kids[1]) == "application/octet-stream";
-        if !valid {
+            && kids[0].mime_type() == "application/pgp-encrypted"
+            && kids[1].mime_type() == "application/octet-stream";
+        let ciphertext = kids.get(1).and_then(strict::Entity::decoded_body);
+        let (true, Some(ciphertext)) = (valid, ciphertext) else {
             return Self::none(Report {
                 encryption: "openpgp; failed (malformed PGP/MIME structure: expected \
                              application/pgp-encrypted and application/octet-stream parts)"
                     .into(),
                 signature: "none".into(),
             });
-        }
-        let ciphertext = kids[1].contents();
+        };
         let pgp = &self.keys.openpgp;
-        let d = match openpgp::decrypt(pgp, ciphertext, self.cap_for(ciphertext.len())) {
+        let d = match openpgp::decrypt(pgp, &ciphertext, self.cap_for(ciphertext.len())) {
             Ok(d) => d,
             Err(e) => return Self::none(failed(&e)),
         };
@@ -213,8 +240,8 @@ impl Transformer {
             .iter()
             .map(|v| ("openpgp", Sig::from(v)))
             .collect();
-        let outer = Outer::decrypted("openpgp; decrypted".into(), false);
-        self.deliver(d.plaintext, sigs, outer, outer_from, None)
+        let outer = Outer::decrypted("openpgp", "openpgp; decrypted".into(), false);
+        self.deliver(d.plaintext, sigs, outer, head, None)
     }
 
     /// Deliver a decrypted or unwrapped MIME entity: look inside it for
@@ -226,19 +253,36 @@ impl Transformer {
         entity: Vec<u8>,
         mut sigs: Vec<(&'static str, Sig)>,
         outer: Outer,
-        outer_from: &[String],
+        outer_head: &[u8],
         date: Option<i64>,
     ) -> Processed {
         let mut notes = Vec::new();
         if outer.unwrapped {
             notes.push(Layer::Unwrapped);
         }
-        let outer_sigs = sigs.len();
+        let outer_sigs = if outer.sigs_inside { 0 } else { sigs.len() };
+        let scheme_of_outer = outer.scheme;
         // Without an outer decryption, the first one found inside names the
         // message's encryption; any further one is an inner layer.
         let mut first_inside_is_top = outer.encryption.is_none();
         let (entity, protected_src) = self.inner_layers(entity, 0, &mut sigs, &mut notes, date);
+        // The entity's own header block must read one way only: a second
+        // Content-Type, or one hidden behind a lone CR, is never delivered.
+        if let Some(why) = notes.iter().find_map(|n| match n {
+            Layer::Ambiguous(why) => Some(why.clone()),
+            _ => None,
+        }) {
+            let scheme = scheme_of_outer;
+            return Self::none(Report {
+                encryption: format!(
+                    "{scheme}; failed ({why} in the decrypted message; not delivered)"
+                ),
+                signature: "none".into(),
+            });
+        }
         let entity = crate::pop3::response::crlf_lines(&entity);
+        let decrypted = outer.encryption.is_some()
+            || notes.iter().any(|n| matches!(n, Layer::Decrypted { .. }));
         // Which signatures vouch for the plaintext: only those inside the
         // outermost decryption. A signature over ciphertext does not (EFAIL:
         // whoever signs a CBC ciphertext need not have encrypted it).
@@ -261,9 +305,10 @@ impl Transformer {
                     !auth,
                     before,
                 ),
-                None => ("none".to_string(), false, sigs.len()),
+                None => ("none".to_string(), false, 0),
             },
         };
+
         let (head_end, body_start) = mime::entity_split(&entity);
         let head = &entity[..head_end];
         let body = entity[body_start..].to_vec();
@@ -281,27 +326,45 @@ impl Transformer {
             .into_iter()
             .map(|f| f.name)
             .collect();
-        let mut from = outer_from.to_vec();
-        if protected_names.iter().any(|n| n == "from") {
-            let mut probe = protected.clone();
-            probe.extend_from_slice(b"\r\n");
-            if let Some(p) = mime::parse(&probe) {
-                from = mime::from_addresses(&p);
+        // The sender as the client will see it: protected fields first,
+        // then the outer fields they do not replace.
+        let mut view = protected.clone();
+        for f in mime::fields(outer_head) {
+            if !protected_names.contains(&f.name) && !f.name.starts_with("x-popcrypt-") {
+                view.extend_from_slice(f.raw);
             }
         }
+        let from = mime::sender(&view);
         let mime_headers: Vec<u8> = mime::fields(head)
             .into_iter()
             .filter(|f| f.name.starts_with("content-"))
             .flat_map(|f| f.raw.to_vec())
             .collect();
-        let scheme = sigs.first().map_or("openpgp", |(s, _)| *s);
-        let vouched = sigs
-            .get(inner_from..)
-            .unwrap_or_default()
-            .iter()
-            .any(|(_, v)| matches!(v, Sig::Good { .. }));
-        let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
-        let signature = scheme_verdict(scheme, &plain, &from, true);
+        // A signature over a ciphertext vouches for the ciphertext, not for
+        // what it says: only signatures inside the outermost decryption
+        // judge the plaintext; those outside are reported as `outer=`.
+        let split = if decrypted {
+            inner_from.min(sigs.len())
+        } else {
+            0
+        };
+        let (outside, inside) = sigs.split_at(split);
+        let vouched = inside.iter().any(|(_, v)| matches!(v, Sig::Good { .. }));
+        let scheme = inside.first().map_or("openpgp", |(s, _)| *s);
+        let plain: Vec<Sig> = inside.iter().map(|(_, v)| v.clone()).collect();
+        let mut signature = scheme_verdict(scheme, &plain, &from, true);
+        if let Some((outer_scheme, _)) = outside.first() {
+            let plain: Vec<Sig> = outside.iter().map(|(_, v)| v.clone()).collect();
+            let outer_verdict = scheme_verdict(outer_scheme, &plain, &from, true);
+            signature.push_str(&format!("; outer={}", verdict_word(&outer_verdict)));
+            if let Some(id) = plain.iter().find_map(|s| match s {
+                Sig::Good { id, emails } if id.is_empty() => emails.first().cloned(),
+                Sig::Good { id, .. } => Some(id.clone()),
+                _ => None,
+            }) {
+                signature.push_str(&format!("; outer-signer={id}"));
+            }
+        }
         if no_integrity && !vouched {
             encryption.push_str("; integrity=none");
         }
@@ -319,6 +382,7 @@ impl Transformer {
                     encryption.push_str(&format!("; inner smime decrypted ({algorithm})"))
                 }
                 Layer::Failed(e) => encryption.push_str(&format!("; inner smime failed ({e})")),
+                Layer::Ambiguous(_) => {}
             }
         }
         if !protected_names.is_empty() {
@@ -355,6 +419,12 @@ impl Transformer {
         let entity = drop_legacy_display(entity);
         let mut unwrap: Option<Vec<u8>> = None;
         let mut protected = None;
+        if mime::starts_with_header(&entity) {
+            if let Err(e) = strict::top_entity(&entity) {
+                notes.push(Layer::Ambiguous(e.to_string()));
+                return (entity, None);
+            }
+        }
         {
             let Some(inner) = mime::parse_structure(&entity) else {
                 return (entity, None);
@@ -367,7 +437,6 @@ impl Transformer {
             let proto = mime::param(iroot, "protocol")
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            let ikids = mime::children(&inner, iroot);
             if itype == "multipart/signed" {
                 // Only headers the signature covers (in the signed part)
                 // count as protected, not those of the unsigned wrapper.
@@ -375,45 +444,30 @@ impl Transformer {
             }
             match (itype.as_str(), proto.as_str()) {
                 ("multipart/signed", "application/pgp-signature") => {
-                    match (ikids.as_slice(), ikids.get(1).map(|k| mime::mime_type(k))) {
-                        ([first, second], Some(t)) if t == "application/pgp-signature" => {
-                            if let Some(span) = mime::part_span(&entity, first) {
-                                let v = openpgp::verify_detached(
-                                    &self.keys.openpgp,
-                                    second.contents(),
-                                    span,
-                                );
-                                sigs.extend(v.iter().map(|v| ("openpgp", Sig::from(v))));
-                                if is_protected(first) {
-                                    protected = Some(span[..mime::header_end(span)].to_vec());
-                                }
+                    match inner_signed(&entity, |t| t == "application/pgp-signature") {
+                        Ok((first, sig)) => {
+                            let v = openpgp::verify_detached(&self.keys.openpgp, &sig, first.raw);
+                            sigs.extend(v.iter().map(|v| ("openpgp", Sig::from(v))));
+                            if is_protected_entity(&first) {
+                                protected = Some(first.head().to_vec());
                             }
                         }
-                        _ => sigs.push((
-                            "openpgp",
-                            Sig::Bad("malformed multipart/signed inside the encryption".into()),
-                        )),
+                        Err(why) => sigs.push(("openpgp", Sig::Bad(why))),
                     }
                 }
                 (
                     "multipart/signed",
                     "application/pkcs7-signature" | "application/x-pkcs7-signature",
-                ) => match ikids.as_slice() {
-                    [first, second] if is_pkcs7_signature(second) => {
-                        if let Some(span) = mime::part_span(&entity, first) {
-                            let v =
-                                smime::verify_detached(&self.keys.smime, second.contents(), span);
-                            let v = smime::check_message_date(v, date);
-                            sigs.extend(v.iter().map(|v| ("smime", Sig::from(v))));
-                            if is_protected(first) {
-                                protected = Some(span[..mime::header_end(span)].to_vec());
-                            }
+                ) => match inner_signed(&entity, is_pkcs7_signature_type) {
+                    Ok((first, sig)) => {
+                        let v = smime::verify_detached(&self.keys.smime, &sig, first.raw);
+                        let v = smime::check_message_date(v, date);
+                        sigs.extend(v.iter().map(|v| ("smime", Sig::from(v))));
+                        if is_protected_entity(&first) {
+                            protected = Some(first.head().to_vec());
                         }
                     }
-                    _ => sigs.push((
-                        "smime",
-                        Sig::Bad("malformed multipart/signed inside the encryption".into()),
-                    )),
+                    Err(why) => sigs.push(("smime", Sig::Bad(why))),
                 },
                 _ if depth < 3 && is_pkcs7_mime(iroot) => {
                     let der = cms_bytes(iroot);
@@ -459,7 +513,7 @@ impl Transformer {
     fn smime_mime(
         &self,
         root: &mail_parser::MessagePart<'_>,
-        from: &[String],
+        head: &[u8],
         date: Option<i64>,
     ) -> Processed {
         let der = cms_bytes(root);
@@ -477,8 +531,8 @@ impl Transformer {
                     }
                 };
                 let encryption = smime_decrypted(&d);
-                let outer = Outer::decrypted(encryption, !d.auth_enveloped);
-                self.deliver(d.content, Vec::new(), outer, from, date)
+                let outer = Outer::decrypted("smime", encryption, !d.auth_enveloped);
+                self.deliver(d.content, Vec::new(), outer, head, date)
             }
             "signed-data" => {
                 let (content, v) = smime::verify_opaque(keys, der, self.cap_for(der.len()));
@@ -486,12 +540,12 @@ impl Transformer {
                 let sigs: Vec<(&'static str, Sig)> =
                     v.iter().map(|v| ("smime", Sig::from(v))).collect();
                 match content {
-                    Some(c) => self.deliver(c, sigs, Outer::signed(true), from, date),
+                    Some(c) => self.deliver(c, sigs, Outer::signed(true), head, date),
                     None => {
                         let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
                         Self::none(Report {
                             encryption: "none".into(),
-                            signature: scheme_verdict("smime", &plain, from, true),
+                            signature: scheme_verdict("smime", &plain, &mime::sender(head), true),
                         })
                     }
                 }
@@ -505,53 +559,58 @@ impl Transformer {
 
     /// S/MIME multipart/signed as the whole message: verified, and passed
     /// unchanged unless the signed part is itself encrypted
-    /// (encrypt-then-sign), which is then decrypted, both layers reported.
+    /// (encrypt-then-sign), which is then decrypted: the signature around
+    /// the ciphertext is reported as `outer=`, never as the verdict.
     fn smime_signed(
         &self,
-        msg: &mail_parser::Message<'_>,
-        raw: &[u8],
-        root: &mail_parser::MessagePart<'_>,
-        from: &[String],
+        top: &strict::Entity<'_>,
+        head: &[u8],
+        from: &mime::Sender,
         date: Option<i64>,
     ) -> Processed {
-        let kids = mime::children(msg, root);
         let signature = |s: &str| {
             Self::none(Report {
                 encryption: "none".into(),
                 signature: s.into(),
             })
         };
-        if kids.len() != 2 || !is_pkcs7_signature(kids[1]) {
-            return signature(
-                "smime; bad (malformed multipart/signed: expected the signed part and an \
-                 application/pkcs7-signature part)",
-            );
-        }
-        let Some(span) = mime::part_span(raw, kids[0]) else {
-            return signature("smime; bad (cannot locate the signed part)");
+        let kids = match strict::split(top) {
+            Ok(k) => k,
+            Err(e) => return signature(&format!("smime; bad ({e})")),
         };
-        let v = smime::verify_detached(&self.keys.smime, kids[1].contents(), span);
+        let sig_der = kids.get(1).and_then(strict::Entity::decoded_body);
+        let (2, Some(sig_der)) = (kids.len(), sig_der) else {
+            return signature(MALFORMED_SMIME_SIGNED);
+        };
+        if !is_pkcs7_signature_type(kids[1].mime_type()) {
+            return signature(MALFORMED_SMIME_SIGNED);
+        }
+        let span = kids[0].raw;
+        let v = smime::verify_detached(&self.keys.smime, &sig_der, span);
         let v = smime::check_message_date(v, date);
         let sigs: Vec<(&'static str, Sig)> = v.iter().map(|v| ("smime", Sig::from(v))).collect();
-        if is_pkcs7_mime(kids[0]) {
-            // Encrypt-then-sign: decrypt the signed ciphertext, report both.
-            let der = cms_bytes(kids[0]);
-            if matches!(
-                smime_kind(kids[0], &der).as_str(),
-                "enveloped-data" | "auth-enveloped-data"
-            ) {
-                let plain: Vec<Sig> = sigs.iter().map(|(_, v)| v.clone()).collect();
-                return match smime::decrypt(&self.keys.smime, &der, self.cap_for(der.len())) {
-                    Ok(d) => {
-                        let encryption = smime_decrypted(&d);
-                        let outer = Outer::decrypted(encryption, !d.auth_enveloped);
-                        self.deliver(d.content, sigs, outer, from, date)
-                    }
-                    Err(e) => Self::none(Report {
-                        encryption: format!("smime; failed ({e})"),
-                        signature: scheme_verdict("smime", &plain, from, true),
-                    }),
-                };
+        if let Some(part) = mime::parse(span) {
+            let signed = &part.parts[0];
+            if is_pkcs7_mime(signed) {
+                // Encrypt-then-sign: decrypt the signed ciphertext.
+                let der = cms_bytes(signed);
+                if matches!(
+                    smime_kind(signed, &der).as_str(),
+                    "enveloped-data" | "auth-enveloped-data"
+                ) {
+                    let plain: Vec<Sig> = sigs.iter().map(|(_, v)| v.clone()).collect();
+                    return match smime::decrypt(&self.keys.smime, &der, self.cap_for(der.len())) {
+                        Ok(d) => {
+                            let encryption = smime_decrypted(&d);
+                            let outer = Outer::decrypted("smime", encryption, !d.auth_enveloped);
+                            self.deliver(d.content, sigs, outer, head, date)
+                        }
+                        Err(e) => Self::none(Report {
+                            encryption: format!("smime; failed ({e})"),
+                            signature: scheme_verdict("smime", &plain, from, true),
+                        }),
+                    };
+                }
             }
         }
         let plain: Vec<Sig> = sigs.into_iter().map(|(_, v)| v).collect();
@@ -559,23 +618,19 @@ impl Transformer {
     }
 
     /// RFC 3156 multipart/signed as the whole message: verified, unchanged.
-    fn pgp_mime_signed(
-        &self,
-        msg: &mail_parser::Message<'_>,
-        raw: &[u8],
-        root: &mail_parser::MessagePart<'_>,
-        from: &[String],
-    ) -> String {
-        let kids = mime::children(msg, root);
-        if kids.len() != 2 || mime::mime_type(kids[1]) != "application/pgp-signature" {
-            return "openpgp; bad (malformed multipart/signed: expected the signed part and an \
-                    application/pgp-signature part)"
-                .into();
-        }
-        let Some(span) = mime::part_span(raw, kids[0]) else {
-            return "openpgp; bad (cannot locate the signed part)".into();
+    fn pgp_mime_signed(&self, top: &strict::Entity<'_>, from: &mime::Sender) -> String {
+        let kids = match strict::split(top) {
+            Ok(k) => k,
+            Err(e) => return format!("openpgp; bad ({e})"),
         };
-        let sigs = openpgp::verify_detached(&self.keys.openpgp, kids[1].contents(), span);
+        let sig = kids.get(1).and_then(strict::Entity::decoded_body);
+        let (2, Some(sig)) = (kids.len(), sig) else {
+            return MALFORMED_PGP_SIGNED.into();
+        };
+        if kids[1].mime_type() != "application/pgp-signature" {
+            return MALFORMED_PGP_SIGNED.into();
+        }
+        let sigs = openpgp::verify_detached(&self.keys.openpgp, &sig, kids[0].raw);
         verdict(&sigs, from, true)
     }
 
@@ -585,7 +640,7 @@ impl Transformer {
         _msg: &mail_parser::Message<'_>,
         raw: &[u8],
         root: &mail_parser::MessagePart<'_>,
-        from: &[String],
+        from: &mime::Sender,
     ) -> Processed {
         // Only the header block was parsed (parse_structure): the body is
         // everything after it.
@@ -731,6 +786,54 @@ fn drop_legacy_display(plaintext: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// The report for a message whose own header block reads more than one way:
+/// whatever any of its Content-Type fields claims, nothing is decrypted and
+/// no signature is good.
+fn ambiguous_report(head: &[u8], e: &strict::Ambiguous) -> Report {
+    let types: Vec<String> = mime::fields(head)
+        .into_iter()
+        .filter(|f| f.name == "content-type")
+        .map(|f| String::from_utf8_lossy(f.raw).to_ascii_lowercase())
+        .collect();
+    let any = |needle: &str| types.iter().any(|t| t.contains(needle));
+    let scheme = if any("pkcs7") { "smime" } else { "openpgp" };
+    if any("multipart/encrypted") || any("pkcs7-mime") || any(".p7m") {
+        Report {
+            encryption: format!("{scheme}; failed ({e}; not decrypted)"),
+            signature: "none".into(),
+        }
+    } else if any("multipart/signed") || any("pkcs7-signature") {
+        Report {
+            encryption: "none".into(),
+            signature: format!("{scheme}; bad ({e})"),
+        }
+    } else {
+        Report::default()
+    }
+}
+
+/// The signed part and the decoded signature of a multipart/signed inside a
+/// decryption, read strictly; the reason for `bad` otherwise.
+fn inner_signed(
+    entity: &[u8],
+    sig_type: impl Fn(&str) -> bool,
+) -> Result<(strict::Entity<'_>, Vec<u8>), String> {
+    let (_, kids) = strict::multipart(entity).map_err(|e| e.to_string())?;
+    let malformed = || "malformed multipart/signed inside the encryption".to_string();
+    let [first, second] = <[strict::Entity<'_>; 2]>::try_from(kids).map_err(|_| malformed())?;
+    if !sig_type(second.mime_type()) {
+        return Err(malformed());
+    }
+    let sig = second.decoded_body().ok_or_else(malformed)?;
+    Ok((first, sig))
+}
+
+fn is_protected_entity(e: &strict::Entity<'_>) -> bool {
+    e.param("protected-headers")
+        .is_some_and(|v| v.eq_ignore_ascii_case("v1"))
+        || e.param("hp").is_some()
+}
+
 fn is_protected(p: &mail_parser::MessagePart<'_>) -> bool {
     mime::param(p, "protected-headers").is_some_and(|v| v.eq_ignore_ascii_case("v1"))
         || mime::param(p, "hp").is_some()
@@ -776,6 +879,11 @@ fn smime_decrypted(d: &smime::Decrypted) -> String {
 
 /// The outermost layer of a message, as its handler found it.
 struct Outer {
+    /// The scheme of the outermost layer.
+    scheme: &'static str,
+    /// The signatures handed over with the entity were made inside the
+    /// decryption (OpenPGP signed and encrypted), not over the ciphertext.
+    sigs_inside: bool,
     /// The Encryption report of a decryption done by the handler, or None
     /// when the outer layer only signed (opaque or detached signature).
     encryption: Option<String>,
@@ -786,8 +894,11 @@ struct Outer {
 }
 
 impl Outer {
-    fn decrypted(encryption: String, no_integrity: bool) -> Outer {
+    fn decrypted(scheme: &'static str, encryption: String, no_integrity: bool) -> Outer {
         Outer {
+            scheme,
+            // OpenPGP verifies signatures while decrypting: they are inside.
+            sigs_inside: scheme == "openpgp",
             encryption: Some(encryption),
             no_integrity,
             unwrapped: false,
@@ -796,6 +907,8 @@ impl Outer {
 
     fn signed(unwrapped: bool) -> Outer {
         Outer {
+            scheme: "smime",
+            sigs_inside: false,
             encryption: None,
             no_integrity: false,
             unwrapped,
@@ -816,6 +929,9 @@ enum Layer {
         sigs_before: usize,
     },
     Failed(String),
+    /// A decrypted or unwrapped entity whose header block reads more than
+    /// one way: nothing of it is delivered.
+    Ambiguous(String),
 }
 
 /// The CMS bytes of a pkcs7-mime part. With a binary transfer encoding the
@@ -859,12 +975,17 @@ fn is_pkcs7_mime(p: &mail_parser::MessagePart<'_>) -> bool {
     }
 }
 
-fn is_pkcs7_signature(p: &mail_parser::MessagePart<'_>) -> bool {
+fn is_pkcs7_signature_type(t: &str) -> bool {
     matches!(
-        mime::mime_type(p).as_str(),
+        t,
         "application/pkcs7-signature" | "application/x-pkcs7-signature"
     )
 }
+
+const MALFORMED_PGP_SIGNED: &str = "openpgp; bad (malformed multipart/signed: expected the \
+                                    signed part and an application/pgp-signature part)";
+const MALFORMED_SMIME_SIGNED: &str = "smime; bad (malformed multipart/signed: expected the \
+                                      signed part and an application/pkcs7-signature part)";
 
 /// The CMS content type, from smime-type or from the DER itself.
 fn smime_kind(p: &mail_parser::MessagePart<'_>, der: &[u8]) -> String {
@@ -894,14 +1015,14 @@ impl From<&SigVerdict> for Sig {
 }
 
 /// The `X-Popcrypt-Signature` value for OpenPGP signature results.
-fn verdict(sigs: &[SigVerdict], from: &[String], whole: bool) -> String {
+fn verdict(sigs: &[SigVerdict], from: &mime::Sender, whole: bool) -> String {
     let sigs: Vec<Sig> = sigs.iter().map(Sig::from).collect();
     scheme_verdict("openpgp", &sigs, from, whole)
 }
 
 /// The `X-Popcrypt-Signature` value for a set of signature results.
 /// `whole` is false when the signature covers only part of the message.
-fn scheme_verdict(scheme: &str, sigs: &[Sig], from: &[String], whole: bool) -> String {
+fn scheme_verdict(scheme: &str, sigs: &[Sig], from: &mime::Sender, whole: bool) -> String {
     if sigs.is_empty() {
         return "none".into();
     }
@@ -918,7 +1039,7 @@ fn scheme_verdict(scheme: &str, sigs: &[Sig], from: &[String], whole: bool) -> S
     }
 }
 
-fn verdict_whole(scheme: &str, sigs: &[Sig], from: &[String]) -> String {
+fn verdict_whole(scheme: &str, sigs: &[Sig], from: &mime::Sender) -> String {
     if let Some(Sig::Bad(reason)) = sigs.iter().find(|s| matches!(s, Sig::Bad(_))) {
         return format!("{scheme}; bad ({reason})");
     }
@@ -937,30 +1058,39 @@ fn verdict_whole(scheme: &str, sigs: &[Sig], from: &[String]) -> String {
         }
     };
     if let Some((id, emails)) = goods.first() {
-        if from.len() != 1 {
-            return format!(
-                "{scheme}; from-mismatch; signer={}; from={} (exactly one From address required)",
-                label(id, emails),
-                if from.is_empty() {
-                    "none".to_string()
-                } else {
-                    from.join(",")
-                }
-            );
-        }
-        if let Some((id, emails)) = goods
+        let (from, unclear) = match from {
+            mime::Sender::One(a) => (a, None),
+            mime::Sender::Unclear {
+                shown,
+                why,
+                address: Some(_),
+            } => (shown, Some(why)),
+            mime::Sender::Unclear { shown, why, .. } => {
+                return format!(
+                    "{scheme}; from-mismatch; signer={}; from={shown} ({why})",
+                    label(id, emails),
+                );
+            }
+        };
+        if let Some((id, _)) = goods
             .iter()
-            .find(|(_, e)| e.iter().any(|m| m.eq_ignore_ascii_case(&from[0])))
+            .find(|(_, e)| e.iter().any(|m| m.eq_ignore_ascii_case(from)))
         {
-            let shown = if id.is_empty() { &from[0] } else { *id };
-            let _ = emails;
+            if let Some(why) = unclear {
+                // The signer is the From address, but the client may show
+                // someone else as the sender.
+                return format!(
+                    "{scheme}; from-mismatch; signer={}; from={from} ({why})",
+                    label(id, &emails_of(&goods, id)),
+                );
+            }
+            let shown = if id.is_empty() { from } else { *id };
             return format!("{scheme}; good; signer={shown}");
         }
         return format!(
-            "{scheme}; from-mismatch; signer={}; signer-emails={}; from={}",
+            "{scheme}; from-mismatch; signer={}; signer-emails={}; from={from}",
             label(id, emails),
             emails.join(","),
-            from[0]
         );
     }
     if let Some(Sig::Rejected(reason)) = sigs.iter().find(|s| matches!(s, Sig::Rejected(_))) {
@@ -976,6 +1106,14 @@ fn verdict_whole(scheme: &str, sigs: &[Sig], from: &[String]) -> String {
     format!("{scheme}; unknown-signer; {}", who.join("; "))
 }
 
+fn emails_of(goods: &[(&String, &Vec<String>)], id: &String) -> Vec<String> {
+    goods
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, e)| (*e).clone())
+        .unwrap_or_default()
+}
+
 /// The verdict word of a signature report: `bad`, `from-mismatch`, ...
 fn verdict_word(signature: &str) -> &str {
     let token = signature.split(';').nth(1).unwrap_or("").trim();
@@ -987,7 +1125,8 @@ fn verdict_word(signature: &str) -> &str {
 /// original attached (nothing is lost).
 fn apply_policy(policy: SignaturePolicy, out: Vec<u8>, report: &Report) -> Vec<u8> {
     let word = verdict_word(&report.signature);
-    if report.signature == "none" || word == "good" || policy == SignaturePolicy::Annotate {
+    let none = report.signature == "none" || report.signature.starts_with("none;");
+    if none || word == "good" || policy == SignaturePolicy::Annotate {
         return out;
     }
     let head_end = header_end(&out);
@@ -1099,7 +1238,17 @@ impl MessageHook for Transformer {
         let pgp = &self.keys.openpgp;
         let has_pgp = !pgp.certs.is_empty() || !pgp.secrets.is_empty();
         let has_smime = !self.keys.smime.is_empty();
-        match mime::block_mime_type(header_block).as_str() {
+        let block = mime::normalize_header_block(header_block);
+        let content_types = mime::fields(&block)
+            .iter()
+            .filter(|f| f.name == "content-type")
+            .count();
+        if content_types > 1 {
+            // Judged (as ambiguous) by the transform, never streamed as if
+            // one of them were the type.
+            return Disposition::Transform;
+        }
+        match mime::block_mime_type(&block).as_str() {
             // Inline PGP must be the whole body: the first non-blank bytes
             // of a text body tell (see `sniff`).
             "text/plain" if has_pgp => Disposition::Sniff,
@@ -1284,18 +1433,27 @@ mod tests {
             signer: "AA".into(),
             emails: vec!["a@x.org".into()],
         };
-        let from = vec!["a@x.org".to_string()];
+        let from = mime::Sender::One("a@x.org".into());
         assert_eq!(
             verdict(std::slice::from_ref(&good), &from, true),
             "openpgp; good; signer=AA"
         );
-        assert!(
-            verdict(std::slice::from_ref(&good), &["b@x.org".into()], true)
-                .starts_with("openpgp; from-mismatch")
-        );
-        assert!(
-            verdict(std::slice::from_ref(&good), &[], true).starts_with("openpgp; from-mismatch")
-        );
+        assert!(verdict(
+            std::slice::from_ref(&good),
+            &mime::Sender::One("b@x.org".into()),
+            true
+        )
+        .starts_with("openpgp; from-mismatch"));
+        assert!(verdict(
+            std::slice::from_ref(&good),
+            &mime::Sender::Unclear {
+                shown: "none".into(),
+                why: "exactly one From address required".into(),
+                address: None,
+            },
+            true
+        )
+        .starts_with("openpgp; from-mismatch"));
         assert!(verdict(std::slice::from_ref(&good), &from, false).starts_with("openpgp; partial"));
         let bad = SigVerdict::Bad { reason: "x".into() };
         assert!(verdict(&[good, bad], &from, true).starts_with("openpgp; bad"));

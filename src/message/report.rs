@@ -87,7 +87,8 @@ pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
 /// Status headers first, then the header block without forged copies.
 pub fn annotate_header_block(header_block: &[u8], report: &Report) -> Vec<u8> {
     let mut out = report.header_lines();
-    out.extend_from_slice(&strip_status_headers(header_block));
+    let block = super::mime::normalize_header_block(header_block);
+    out.extend_from_slice(&strip_status_headers(&block));
     out
 }
 
