@@ -247,12 +247,9 @@ pub fn normalize_header_block(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             i + 1
         };
     }
-    match blank {
-        Some((_, next)) => {
-            out.extend_from_slice(b"\r\n");
-            out.extend_from_slice(&raw[next..]);
-        }
-        None => {}
+    if let Some((_, next)) = blank {
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&raw[next..]);
     }
     std::borrow::Cow::Owned(out)
 }
