@@ -206,3 +206,31 @@ fn fifty_thousand_nested_levels_are_delivered_unprocessed() {
         "original delivered"
     );
 }
+
+/// Just under the bound, the structure is parsed (and judged) on an
+/// ordinary 2 MiB thread: the bound is low enough that no parser
+/// downstream can overflow a stack of the size the proxy's threads have.
+#[test]
+fn nesting_just_under_the_bound_is_parsed_on_a_small_stack() {
+    for inner in ["message/rfc822", "multipart/mixed; boundary=\"b\""] {
+        let t = transformer("tests/golden/openpgp/keys");
+        let mut msg = b"From: a@b.invalid\r\nContent-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=\"S\"\r\n\r\n--S\r\n".to_vec();
+        for _ in 0..500 {
+            msg.extend_from_slice(format!("Content-Type: {inner}\r\n\r\n").as_bytes());
+            if inner.starts_with("multipart") {
+                msg.extend_from_slice(b"--b\r\n");
+            }
+        }
+        msg.extend_from_slice(b"Subject: x\r\n\r\ninnermost\r\n--S\r\nContent-Type: application/pgp-signature\r\n\r\nx\r\n--S--\r\n");
+        let (_, report) = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || t.transform(&msg))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(
+            report.signature.starts_with("openpgp; bad"),
+            "{inner}: {report:?}"
+        );
+    }
+}
