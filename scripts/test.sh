@@ -28,21 +28,10 @@ finish() {
   fi
   # A test whose input is missing returns early and prints
   # "<suite>::<test>: not run: <why>" (past the harness's capture): such
-  # tests count as skipped, not passed, and are listed by reason.
+  # tests are listed by reason and counted as skipped, not passed.
   grep -o '[A-Za-z0-9_:]*: not run: .*' "$log" | sort -u > "$log.skipped"
   local skipped
   skipped=$(wc -l < "$log.skipped")
-  if grep -q '^test result: ' "$log"; then
-    awk -v skipped="$skipped" '
-      /^test result: / {
-        for (i = 1; i < NF; i++) {
-          if ($(i+1) ~ /^passed/) p += $i
-          if ($(i+1) ~ /^failed/) f += $i
-          if ($(i+1) ~ /^ignored/) g += $i
-        }
-      }
-      END { printf "cargo test: %d passed, %d failed, %d skipped\n", p - skipped, f, g + skipped }' "$log"
-  fi
   awk -F': not run: ' '
     { n[$2]++; names[$2] = names[$2] "\n      " $1 }
     END { for (r in n) printf "%d tests: %s%s\n", n[r], r, names[r] }' "$log.skipped" \
@@ -52,6 +41,19 @@ finish() {
     sed 's/^\([^ ]\)/  - \1/' "$POPCRYPT_NOT_RUN"
   else
     echo "Every suite and check ran."
+  fi
+  # Last line: the totals over every `cargo test` run above, in the plain
+  # "N passed, N failed, N skipped" form.
+  if grep -q '^test result: ' "$log"; then
+    awk -v skipped="$skipped" '
+      /^test result: / {
+        for (i = 1; i < NF; i++) {
+          if ($(i+1) ~ /^passed/) p += $i
+          if ($(i+1) ~ /^failed/) f += $i
+          if ($(i+1) ~ /^ignored/) g += $i
+        }
+      }
+      END { printf "tests: %d passed, %d failed, %d skipped\n", p - skipped, f, g + skipped }' "$log"
   fi
   rm -f "$POPCRYPT_NOT_RUN" "$log" "$log.skipped"
   exit "$rc"
@@ -70,7 +72,7 @@ if [ -z "${POPCRYPT_CORPORA:-}" ]; then
   echo "!!! POPCRYPT_CORPORA is not set: the tests over the published corpora will not run" >&2
 fi
 step="cargo test --all-targets"
-cargo test --locked --all-targets 2>&1 | tee -a "$log"
+cargo test --locked --no-fail-fast --all-targets 2>&1 | tee -a "$log"
 step="cargo test --doc"
 cargo test --locked --doc 2>&1 | tee -a "$log"
 step="done"
