@@ -39,7 +39,7 @@ finish() {
   if [ -s "$POPCRYPT_NOT_RUN" ]; then
     echo "NOT RUN:"
     sed 's/^\([^ ]\)/  - \1/' "$POPCRYPT_NOT_RUN"
-  else
+  elif [ "$rc" -eq 0 ]; then
     echo "Every suite and check ran."
   fi
   # Last line: the totals over every `cargo test` run above, in the plain
