@@ -336,3 +336,70 @@ fn the_log_check_catches_every_rendering() {
         .iter()
         .any(|f| shown.contains(f.as_str())));
 }
+
+/// `popcrypt decrypt` (like `serve`) warns at start-up about a secret key
+/// and a passphrase file that others can read, naming each file and its
+/// mode and never the content; after `chmod 600` it says nothing.
+#[test]
+fn readable_key_files_are_named_at_start_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(keys.join("openpgp")).unwrap();
+    let secret_key = keys.join("openpgp/pp-user.sec.asc");
+    let public = keys.join("openpgp/alice.pub.asc");
+    std::fs::copy(golden().join("keys/openpgp/pp-user.sec.asc"), &secret_key).unwrap();
+    std::fs::copy(golden().join("keys/openpgp/alice.pub.asc"), &public).unwrap();
+    let pass = dir.path().join("pp");
+    std::fs::copy(golden().join("keys/pp-user.passphrase"), &pass).unwrap();
+    let passphrase = std::fs::read_to_string(&pass).unwrap();
+    let passphrase = passphrase.lines().next().unwrap().to_string();
+    let mail = dir.path().join("m.eml");
+    std::fs::write(&mail, &sample_mailbox()[0]).unwrap();
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_popcrypt"))
+            .arg("decrypt")
+            .arg("--keys")
+            .arg(&keys)
+            .arg("--keys-passphrase-file")
+            .arg(&pass)
+            .arg("--output")
+            .arg(dir.path().join("out.eml"))
+            .arg(&mail)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    chmod(&secret_key, 0o644);
+    chmod(&public, 0o644);
+    chmod(&pass, 0o640);
+    let stderr = run();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 2, "{stderr}");
+    assert!(
+        warnings[0].contains(&format!("file={}", secret_key.display()))
+            && warnings[0].contains("mode=0644")
+            && warnings[0].contains("secret key file"),
+        "{stderr}"
+    );
+    assert!(
+        warnings[1].contains(&format!("file={}", pass.display()))
+            && warnings[1].contains("mode=0640")
+            && warnings[1].contains("passphrase file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("alice.pub.asc"), "{stderr}");
+    assert!(
+        !stderr.contains(&passphrase) && !stderr.contains("PRIVATE KEY"),
+        "{stderr}"
+    );
+    chmod(&secret_key, 0o600);
+    chmod(&pass, 0o600);
+    let stderr = run();
+    assert!(!stderr.contains("WARN"), "{stderr}");
+}
