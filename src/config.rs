@@ -169,7 +169,7 @@ impl Config {
         })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: parse_error_without_source(&text, &e),
         })
     }
 
@@ -283,6 +283,22 @@ impl Config {
     }
 }
 
+/// A TOML error as "line N, column M: message", without the quoted source
+/// line that `toml`'s own Display adds: a passphrase or password put in the
+/// file by mistake (`keys_passphrase = "..."`) must not reach the terminal
+/// or the journal.
+fn parse_error_without_source(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
 /// Seconds as a Duration (negative or NaN values become zero).
 pub fn secs(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
@@ -313,6 +329,23 @@ mod tests {
 
     fn parse(toml_text: &str) -> Result<Config, ConfigError> {
         Config::from_file_config(toml::from_str(toml_text).unwrap())
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "upstream = \"pop.example.org:995\"\nkeys_passphrase = \"hunter2 hunter2\"\n",
+        )
+        .unwrap();
+        let e = Config::read_file(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2, column 1") && e.contains("keys_passphrase"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -356,7 +356,7 @@ async fn serve_demo_session<S: AsyncRead + AsyncWrite + Unpin>(
                 out = status_line(true, "send PASS");
             }
             (Ok(Command::Pass(p)), false) => {
-                if user_ok && p.0 == DEMO_PASSWORD.as_bytes() {
+                if user_ok && p.expose() == DEMO_PASSWORD.as_bytes() {
                     logged_in = true;
                     msgs = snapshot(&mailbox);
                     deleted = vec![false; msgs.len()];

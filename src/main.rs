@@ -74,12 +74,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Warn about key and passphrase files that others than their owner can
+/// read (file and mode only, never the content).
+fn warn_about_key_permissions(
+    keys: Option<&std::path::Path>,
+    pass: &popcrypt::keys::PassphraseSource,
+) {
+    for finding in popcrypt::keys::permission_findings(keys, pass.file.as_deref()) {
+        tracing::warn!(
+            file = %finding.path.display(),
+            mode = %format_args!("{:04o}", finding.mode),
+            "{} readable by users other than its owner (chmod 600 it)",
+            finding.kind
+        );
+    }
+}
+
 fn decrypt_file(args: &popcrypt::cli::DecryptArgs) -> ExitCode {
     use std::io::{Read, Write};
     let pass = popcrypt::keys::PassphraseSource {
         file: args.keys_passphrase_file.clone(),
         env: args.keys_passphrase_env.clone(),
     };
+    warn_about_key_permissions(args.keys.as_deref(), &pass);
     let ring = match &args.keys {
         Some(dir) => match popcrypt::keys::Keyring::load(dir, &pass) {
             Ok(r) => r,
@@ -118,6 +135,7 @@ fn decrypt_file(args: &popcrypt::cli::DecryptArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    warn_about_key_permissions(config.keys.as_deref(), &config.keys_passphrase);
     let transformer = match &config.keys {
         Some(dir) => match popcrypt::keys::Keyring::load_with(
             dir,

@@ -3,17 +3,43 @@
 
 use std::fmt;
 
+use secrecy::{ExposeSecret, SecretSlice};
+use zeroize::Zeroizing;
+
 /// Longest accepted single argument (RFC 2449 allows 40; real clients stay
 /// far below this). PASS and AUTH initial responses are exempt.
 pub const MAX_ARG: usize = 255;
 
-/// A string that must never be logged (passwords, SASL payloads).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub Vec<u8>);
+/// Bytes that must never be logged (passwords, SASL payloads, APOP
+/// digests): `Debug` prints `[REDACTED]`, and the bytes are zeroed when the
+/// value is dropped.
+#[derive(Clone)]
+pub struct Secret(SecretSlice<u8>);
+
+impl Secret {
+    /// Copy `bytes` into an allocation of exactly their size (no spare
+    /// capacity, so no reallocation ever leaves a copy behind).
+    pub fn new(bytes: &[u8]) -> Secret {
+        Secret(SecretSlice::from(Box::<[u8]>::from(bytes)))
+    }
+
+    /// The secret bytes, for the upstream write only.
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
+        f.write_str("Secret([REDACTED])")
     }
 }
 
@@ -24,7 +50,9 @@ pub enum Command {
     Pass(Secret),
     Apop {
         name: String,
-        digest: String,
+        /// MD5 over the greeting's timestamp and the shared secret: replayable
+        /// against that greeting, so treated as a secret.
+        digest: Secret,
     },
     /// `AUTH` (list mechanisms) or `AUTH mech [initial-response]`.
     Auth {
@@ -98,7 +126,7 @@ impl Command {
         // PASS takes the rest of the line verbatim: passwords may hold spaces.
         if kw == b"PASS" {
             return match rest {
-                Some(r) => Ok(Command::Pass(Secret(r.to_vec()))),
+                Some(r) => Ok(Command::Pass(Secret::new(r))),
                 None => Err(ParseError::BadArguments("PASS needs a password")),
             };
         }
@@ -115,7 +143,7 @@ impl Command {
             (b"USER", _) => Err(ParseError::BadArguments("USER needs one name")),
             (b"APOP", 2) => Ok(Command::Apop {
                 name: text(args[0])?,
-                digest: text(args[1])?,
+                digest: Secret::new(checked_text(args[1])?),
             }),
             (b"APOP", _) => Err(ParseError::BadArguments("APOP needs a name and a digest")),
             (b"AUTH", 0) => Ok(Command::Auth {
@@ -128,7 +156,7 @@ impl Command {
                 }
                 Ok(Command::Auth {
                     mechanism: Some(text(args[0])?.to_ascii_uppercase()),
-                    initial: args.get(1).map(|a| Secret(a.to_vec())),
+                    initial: args.get(1).map(|a| Secret::new(a)),
                 })
             }
             (b"AUTH", _) => Err(ParseError::BadArguments(
@@ -162,23 +190,41 @@ impl Command {
         }
     }
 
-    /// The canonical wire form sent upstream, CRLF included.
-    pub fn to_wire(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// An upper bound of the length of [`Command::to_wire`], so that the
+    /// wire form is written into one allocation that never grows.
+    fn wire_capacity(&self) -> usize {
+        // The verb (at most 4 octets) and CRLF.
+        8 + match self {
+            Command::User(u) => u.len() + 1,
+            Command::Pass(p) => p.expose().len() + 1,
+            Command::Apop { name, digest } => name.len() + digest.expose().len() + 2,
+            Command::Auth { mechanism, initial } => {
+                2 + mechanism.as_ref().map_or(0, String::len)
+                    + initial.as_ref().map_or(0, |i| i.expose().len())
+            }
+            // Two u32 arguments at most.
+            _ => 22,
+        }
+    }
+
+    /// The canonical wire form sent upstream, CRLF included. It may hold a
+    /// password, so it is zeroed when dropped.
+    pub fn to_wire(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(self.wire_capacity()));
         out.extend_from_slice(self.verb().as_bytes());
         match self {
             Command::User(u) => push_arg(&mut out, u.as_bytes()),
-            Command::Pass(p) => push_arg(&mut out, &p.0),
+            Command::Pass(p) => push_arg(&mut out, p.expose()),
             Command::Apop { name, digest } => {
                 push_arg(&mut out, name.as_bytes());
-                push_arg(&mut out, digest.as_bytes());
+                push_arg(&mut out, digest.expose());
             }
             Command::Auth { mechanism, initial } => {
                 if let Some(m) = mechanism {
                     push_arg(&mut out, m.as_bytes());
                 }
                 if let Some(i) = initial {
-                    push_arg(&mut out, &i.0);
+                    push_arg(&mut out, i.expose());
                 }
             }
             Command::List(Some(n))
@@ -218,10 +264,16 @@ fn push_arg(out: &mut Vec<u8>, arg: &[u8]) {
 }
 
 fn text(arg: &[u8]) -> Result<String, ParseError> {
+    checked_text(arg).map(|t| String::from_utf8_lossy(t).into_owned())
+}
+
+/// `arg` if it is UTF-8 without control characters (checked in place, no copy).
+fn checked_text(arg: &[u8]) -> Result<&[u8], ParseError> {
     if arg.iter().any(|&b| b < 0x21 || b == 0x7f) {
         return Err(ParseError::BadArguments("control characters in argument"));
     }
-    String::from_utf8(arg.to_vec()).map_err(|_| ParseError::BadArguments("argument is not UTF-8"))
+    std::str::from_utf8(arg).map_err(|_| ParseError::BadArguments("argument is not UTF-8"))?;
+    Ok(arg)
 }
 
 fn number(arg: &[u8]) -> Result<u32, ParseError> {
@@ -255,13 +307,13 @@ mod tests {
             (b"USER alice", Command::User("alice".into())),
             (
                 b"pass s3cret with space",
-                Command::Pass(Secret(b"s3cret with space".to_vec())),
+                Command::Pass(Secret::new(b"s3cret with space")),
             ),
             (
                 b"APOP mrose c4c9334bac560ecc979e58001b3e22fb",
                 Command::Apop {
                     name: "mrose".into(),
-                    digest: "c4c9334bac560ecc979e58001b3e22fb".into(),
+                    digest: Secret::new(b"c4c9334bac560ecc979e58001b3e22fb"),
                 },
             ),
             (
@@ -275,7 +327,7 @@ mod tests {
                 b"AUTH plain AGEAYg==",
                 Command::Auth {
                     mechanism: Some("PLAIN".into()),
-                    initial: Some(Secret(b"AGEAYg==".to_vec())),
+                    initial: Some(Secret::new(b"AGEAYg==")),
                 },
             ),
             (b"CAPA", Command::Capa),
@@ -328,18 +380,56 @@ mod tests {
     #[test]
     fn wire_form_is_canonical_and_secrets_are_redacted_in_debug() {
         assert_eq!(
-            Command::parse(b"retr   7").unwrap().to_wire(),
+            *Command::parse(b"retr   7").unwrap().to_wire(),
             b"RETR 7\r\n"
         );
         assert_eq!(
-            Command::parse(b"top 7 010").unwrap().to_wire(),
+            *Command::parse(b"top 7 010").unwrap().to_wire(),
             b"TOP 7 10\r\n"
         );
         let pass = Command::parse(b"PASS hunter2 x").unwrap();
-        assert_eq!(pass.to_wire(), b"PASS hunter2 x\r\n");
-        assert!(!format!("{pass:?}").contains("hunter2"));
+        assert_eq!(*pass.to_wire(), b"PASS hunter2 x\r\n");
+        assert_eq!(format!("{pass:?}"), "Pass(Secret([REDACTED]))");
         let auth = Command::parse(b"AUTH PLAIN AGFsaWNlAGh1bnRlcjI=").unwrap();
         assert!(!format!("{auth:?}").contains("AGFsaWNl"));
-        assert_eq!(auth.to_wire(), b"AUTH PLAIN AGFsaWNlAGh1bnRlcjI=\r\n");
+        assert!(format!("{auth:?}").contains("[REDACTED]"));
+        assert_eq!(*auth.to_wire(), b"AUTH PLAIN AGFsaWNlAGh1bnRlcjI=\r\n");
+        let apop = Command::parse(b"APOP mrose c4c9334bac560ecc979e58001b3e22fb").unwrap();
+        let shown = format!("{apop:?} {:#?}", apop.clone());
+        assert!(
+            shown.contains("mrose") && shown.contains("[REDACTED]"),
+            "{shown}"
+        );
+        assert!(!shown.contains("c4c9334b"), "{shown}");
+        assert_eq!(
+            *apop.to_wire(),
+            b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"
+        );
+    }
+
+    #[test]
+    fn wire_form_never_outgrows_its_first_allocation() {
+        let long_pass = [b"PASS ".as_slice(), &[b'p'; 8000]].concat();
+        let long_auth = [b"AUTH XOAUTH2 ".as_slice(), &[b'A'; 8000]].concat();
+        for line in [
+            b"USER alice".as_slice(),
+            b"PASS a b c",
+            &long_pass,
+            b"APOP mrose c4c9334bac560ecc979e58001b3e22fb",
+            b"AUTH",
+            b"AUTH PLAIN",
+            &long_auth,
+            b"TOP 4294967295 4294967295",
+            b"LIST 4294967295",
+            b"QUIT",
+        ] {
+            let cmd = Command::parse(line).unwrap();
+            let cap = cmd.wire_capacity();
+            let wire = cmd.to_wire();
+            assert!(wire.len() <= cap, "{}", String::from_utf8_lossy(line));
+            // One allocation of exactly the bound (`Vec::with_capacity`
+            // gives exactly what it is asked for): it never grew.
+            assert_eq!(wire.capacity(), cap);
+        }
     }
 }

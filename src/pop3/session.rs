@@ -13,8 +13,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use zeroize::Zeroizing;
+
 use super::command::{Command, ParseError};
-use super::line::LineBuffer;
+use super::line::{extend_zeroizing, LineBuffer};
 use super::response::{self, DataLine, Status};
 
 /// Limits the engine enforces.
@@ -175,7 +177,9 @@ pub struct Engine {
     upstream_in: LineBuffer,
     pending: Option<Pending>,
     to_client: Vec<u8>,
-    to_upstream: Vec<u8>,
+    /// Carries passwords and SASL responses: zeroed when dropped, and grown
+    /// only through [`extend_zeroizing`].
+    to_upstream: Zeroizing<Vec<u8>>,
     events: VecDeque<Event>,
     sasl_client_turn: bool,
     /// Bytes of the current answer have already gone to the client.
@@ -202,7 +206,7 @@ impl Engine {
             hook,
             pending: None,
             to_client: Vec::new(),
-            to_upstream: Vec::new(),
+            to_upstream: Zeroizing::new(Vec::new()),
             events: VecDeque::new(),
             sasl_client_turn: false,
             started: false,
@@ -225,8 +229,9 @@ impl Engine {
         std::mem::take(&mut self.to_client)
     }
 
-    /// Bytes queued for the server.
-    pub fn take_upstream_output(&mut self) -> Vec<u8> {
+    /// Bytes queued for the server (zeroed when dropped: they may hold a
+    /// password).
+    pub fn take_upstream_output(&mut self) -> Zeroizing<Vec<u8>> {
         std::mem::take(&mut self.to_upstream)
     }
 
@@ -353,7 +358,7 @@ impl Engine {
 
     fn process_client(&mut self) {
         while self.phase != Phase::Closed && (self.pending.is_none() || self.sasl_client_turn) {
-            let line = match self.client_in.next_line() {
+            let line = match self.client_in.next_secret_line() {
                 Ok(Some(l)) => l,
                 Ok(None) => return,
                 Err(e) => {
@@ -366,8 +371,8 @@ impl Engine {
             if self.sasl_client_turn {
                 // A SASL response (or "*" to cancel): relayed, never parsed or logged.
                 self.sasl_client_turn = false;
-                self.to_upstream.extend_from_slice(&line);
-                self.to_upstream.extend_from_slice(b"\r\n");
+                extend_zeroizing(&mut self.to_upstream, &line);
+                extend_zeroizing(&mut self.to_upstream, b"\r\n");
                 continue;
             }
             self.handle_command(&line);
@@ -433,7 +438,7 @@ impl Engine {
             }
             _ => cmd.to_wire(),
         };
-        self.to_upstream.extend_from_slice(&wire);
+        extend_zeroizing(&mut self.to_upstream, &wire);
         self.started = false;
         self.pending = Some(match cmd {
             Command::Capa => Pending::Capa(Vec::new()),
@@ -795,8 +800,7 @@ impl Engine {
             (MsgState::Draining, Some(_)) => {}
             (MsgState::Draining, None) => {
                 // Fetch the whole message so the transform can see all of it.
-                self.to_upstream
-                    .extend_from_slice(&Command::Retr(rx.msg).to_wire());
+                extend_zeroizing(&mut self.to_upstream, &Command::Retr(rx.msg).to_wire());
                 rx.internal_retr = true;
                 rx.received = 0;
                 rx.state = MsgState::Status;
@@ -1158,13 +1162,15 @@ mod tests {
 
     fn drive(engine: &mut Engine, run: &mut Run) {
         run.to_client.extend(engine.take_client_output());
-        run.to_upstream.extend(engine.take_upstream_output());
+        run.to_upstream
+            .extend_from_slice(&engine.take_upstream_output());
         while let Some(ev) = engine.next_event() {
             match ev {
                 Event::Transform(raw) => {
                     engine.transform_done(raw.to_ascii_uppercase());
                     run.to_client.extend(engine.take_client_output());
-                    run.to_upstream.extend(engine.take_upstream_output());
+                    run.to_upstream
+                        .extend_from_slice(&engine.take_upstream_output());
                 }
                 Event::Close(r) => run.closed = Some(r),
             }
@@ -1379,6 +1385,26 @@ mod tests {
         let want_upstream =
             b"AUTH LOGIN\r\nYWxpY2U=\r\n*\r\nAUTH PLAIN\r\nAGFsaWNlAHB3\r\nSTAT\r\n";
         every_chunking(client, server, want_client, want_upstream);
+    }
+
+    #[test]
+    fn secrets_in_flight_are_redacted_and_relayed_exactly() {
+        let mut e = Engine::new(EngineLimits::default(), Arc::new(TestHook));
+        e.client_data(b"USER a\r\n");
+        e.upstream_data(b"+OK\r\n");
+        e.client_data(b"PASS hunter2 x\r\n");
+        let shown = format!("{:?}", e.pending);
+        assert_eq!(shown, "Some(Single(Pass(Secret([REDACTED]))))");
+        let up = e.take_upstream_output();
+        assert_eq!(&up[..], b"USER a\r\nPASS hunter2 x\r\n");
+        assert!(!format!("{up:?} {:?}", e.client_in).contains("hunter2"));
+        e.upstream_data(b"-ERR [AUTH] no\r\n");
+        e.client_data(b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
+        assert!(!format!("{:?}", e.pending).contains("c4c9334b"));
+        assert_eq!(
+            &e.take_upstream_output()[..],
+            b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"
+        );
     }
 
     #[test]

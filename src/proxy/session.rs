@@ -6,6 +6,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::sleep;
+use zeroize::Zeroizing;
 
 use super::upstream::{self, write_all, Stream};
 use super::Context;
@@ -77,8 +78,11 @@ async fn relay(
 ) -> CloseReason {
     let cfg = &ctx.config;
     let write_limit = secs(cfg.timeouts.write);
-    let mut cbuf = vec![0u8; READ_CHUNK];
-    let mut sbuf = vec![0u8; READ_CHUNK];
+    // The client's bytes are passwords and SASL responses, the server's the
+    // mail: both read buffers are zeroed when the session ends. They never
+    // grow (reads fill at most their length).
+    let mut cbuf = Zeroizing::new(vec![0u8; READ_CHUNK]);
+    let mut sbuf = Zeroizing::new(vec![0u8; READ_CHUNK]);
     let mut closing: Option<CloseReason> = None;
     loop {
         while let Some(ev) = engine.next_event() {
@@ -90,6 +94,7 @@ async fn relay(
                 Event::Close(r) => closing = Some(r),
             }
         }
+        // Zeroed when dropped, after the write.
         let up = engine.take_upstream_output();
         if !up.is_empty() {
             if let Err(e) = write_all(server, &up, write_limit).await {

@@ -896,6 +896,16 @@ pub async fn start_proxy(
     ca_pem: &[u8],
     tune: impl FnOnce(&mut FileConfig),
 ) -> ProxyHandle {
+    start_proxy_with(upstream, ca_pem, Transformer::new(), tune).await
+}
+
+/// [`start_proxy`] with a given transformer (e.g. one with keys).
+pub async fn start_proxy_with(
+    upstream: SocketAddr,
+    ca_pem: &[u8],
+    transformer: Transformer,
+    tune: impl FnOnce(&mut FileConfig),
+) -> ProxyHandle {
     capture_logs();
     let mut file = FileConfig {
         listen: Some("127.0.0.1:0".into()),
@@ -907,7 +917,7 @@ pub async fn start_proxy(
     tune(&mut file);
     let mut config = Config::from_file_config(file).expect("valid test configuration");
     config.upstream_ca_pem = Some(ca_pem.to_vec());
-    let ctx = Context::new(config, Transformer::new()).expect("proxy context");
+    let ctx = Context::new(config, transformer).expect("proxy context");
     let proxy = Proxy::bind(ctx).await.expect("bind proxy");
     let addr = proxy.local_addr().expect("proxy address");
     let (tx, rx) = oneshot::channel::<()>();
