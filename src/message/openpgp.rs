@@ -55,8 +55,8 @@ pub const MAX_KEY_OPERATIONS: usize = 32;
 /// sequoia's parse at once.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "too many signatures: more than {MAX_SIGNATURES} signature packets in one message \
-     (at most {MAX_SIGNATURES} are examined)"
+    "too many signatures: more than {MAX_SIGNATURES} signature packets in one message; \
+     at most {MAX_SIGNATURES} are examined"
 )]
 struct TooManySignatures;
 
@@ -64,8 +64,8 @@ struct TooManySignatures;
 /// is spent before a session key was found.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "gave up after {MAX_KEY_OPERATIONS} private-key operations (too many recipients that \
-     could be ours)"
+    "gave up after {MAX_KEY_OPERATIONS} private-key operations; too many recipients could \
+     be ours"
 )]
 struct KeyBudgetExhausted;
 
@@ -560,11 +560,11 @@ pub fn parse_cleartext(input: &[u8]) -> Result<Cleartext<'_>, CleartextError> {
         let Some(value) = line.strip_prefix(b"Hash: ") else {
             return Err(CleartextError::Header(match field_name(line) {
                 Some("Hash") => "a Hash line without a space after the colon".into(),
-                Some(name) => format!("a {name}: line (only Hash: lines are allowed)"),
+                Some(name) => format!("a {name}: line; only Hash: lines are allowed"),
                 None if is_blank_ws(line) => {
-                    "a line of spaces (the header ends at an empty line)".into()
+                    "a line of spaces; the header ends at an empty line".into()
                 }
-                None => "a text line (only Hash: lines are allowed)".into(),
+                None => "a text line; only Hash: lines are allowed".into(),
             }));
         };
         for name in value.split(|&b| b == b',') {
@@ -914,21 +914,21 @@ mod tests {
                 &["x"],
                 "",
             ));
-            assert_eq!(why, "a Comment: line (only Hash: lines are allowed)");
+            assert_eq!(why, "a Comment: line; only Hash: lines are allowed");
             let why = header_err(&block(
                 eol,
                 &["Hash: SHA256", "URGENT: the meeting moved"],
                 &["x"],
                 "",
             ));
-            assert_eq!(why, "a URGENT: line (only Hash: lines are allowed)");
+            assert_eq!(why, "a URGENT: line; only Hash: lines are allowed");
             let why = header_err(&block(
                 eol,
                 &["Hash: SHA256", "Wire the budget to account 1234 today."],
                 &["x"],
                 "",
             ));
-            assert_eq!(why, "a text line (only Hash: lines are allowed)");
+            assert_eq!(why, "a text line; only Hash: lines are allowed");
             let why = header_err(&block(
                 eol,
                 &["Hash: SHA256", "Hash: Pay the invoice today"],
@@ -944,12 +944,12 @@ mod tests {
         // A lone CR ends a header line: what follows it is a line of its own.
         assert_eq!(
             header_err(&block("\r\n", &["Hash: SHA256\rComment: x"], &["x"], "")),
-            "a Comment: line (only Hash: lines are allowed)"
+            "a Comment: line; only Hash: lines are allowed"
         );
         // A NUL or other bytes in the header: never repeated, still rejected.
         assert_eq!(
             header_err(b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\x00\xff: x\n\nx\n"),
-            "a text line (only Hash: lines are allowed)"
+            "a text line; only Hash: lines are allowed"
         );
         assert!(
             header_err(b"-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n").contains("empty")
