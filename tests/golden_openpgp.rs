@@ -1056,3 +1056,70 @@ fn recipients_cost_only_private_key_operations() {
     let d = pgp::decrypt(&ring.openpgp, &sink, 1 << 20).unwrap();
     assert_eq!(d.outcome.key_operations, 1);
 }
+
+/// Variants of gpg's cleartext-signed case with a lone CR (a line break
+/// for some clients) around or inside the block: never good.
+#[test]
+fn cleartext_lone_cr_variants() {
+    let k = fprs();
+    let t = transformer(MAX_PLAINTEXT);
+    let original = crlf(&support::golden::read(
+        golden().join("cases/inline-clearsign-alice.eml"),
+    ));
+    let variant = |from: &str, to: &str| {
+        let text = String::from_utf8(original.clone()).unwrap();
+        assert!(text.contains(from), "{from:?}");
+        text.replacen(from, to, 1).into_bytes()
+    };
+    let good = format!("openpgp; good; signer={}", k.alice);
+    let partial = format!(
+        "openpgp; partial (text outside the signed block is not covered); signed-part=good; signer={}",
+        k.alice
+    );
+    let begin = "\r\n-----BEGIN PGP SIGNED MESSAGE-----";
+    let end = "-----END PGP SIGNATURE-----";
+    let cases: Vec<(&str, Vec<u8>, Want)> = vec![
+        ("unchanged", original.clone(), is(&good)),
+        (
+            "text and a lone CR before BEGIN",
+            variant(
+                begin,
+                "\r\nPay the invoice today.\r-----BEGIN PGP SIGNED MESSAGE-----",
+            ),
+            is(&partial),
+        ),
+        (
+            "a lone CR and text after END",
+            variant(
+                end,
+                "-----END PGP SIGNATURE-----\rP.S. Pay the invoice today.",
+            ),
+            is(&partial),
+        ),
+        (
+            "a Comment: line behind a lone CR in the header",
+            variant("Hash: SHA256\r\n", "Hash: SHA256\rComment: approved\r\n"),
+            starts("openpgp; bad (malformed cleartext signature header: a Comment: line"),
+        ),
+        (
+            "an unescaped dash line behind a lone CR in the signed text",
+            variant("Hello Demo,\r\n", "Hello Demo,\r-- pay today\r\n"),
+            starts("openpgp; bad (malformed cleartext signature: line 2 of the signed text"),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (what, msg, want) in cases {
+        let (out, report) = t.transform(&msg);
+        if !want.holds(&report.signature) || report.encryption != "none" {
+            problems.push(format!(
+                "{what}: got {:?}, want {}",
+                report.signature,
+                want.describe()
+            ));
+        }
+        if out != annotate_message(&msg, &report) {
+            problems.push(format!("{what}: the message was changed"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -1073,6 +1073,24 @@ mod tests {
     }
 
     #[test]
+    fn armor_span_lines_end_at_a_lone_cr() {
+        use crate::message::mime::armor_span;
+        let (b, e) = (BEGIN_SIGNED, END_SIGNATURE);
+        let t = b"Pay now\r-----BEGIN PGP SIGNED MESSAGE-----\r\nx\r\n-----END PGP SIGNATURE-----\rP.S.\r\n";
+        let (s, end) = armor_span(t, b, e).unwrap();
+        assert_eq!(&t[..s], b"Pay now\r");
+        assert_eq!(&t[end..], b"P.S.\r\n");
+        let t = b"-----BEGIN PGP SIGNED MESSAGE-----\nx\n-----END PGP SIGNATURE-----\r\nbye";
+        assert_eq!(armor_span(t, b, e), Some((0, t.len() - 3)));
+        let t = b"-----BEGIN PGP SIGNED MESSAGE-----\nx\n-----END PGP SIGNATURE-----";
+        assert_eq!(armor_span(t, b, e), Some((0, t.len())));
+        assert_eq!(
+            armor_span(b"x -----BEGIN PGP SIGNED MESSAGE-----\n", b, e),
+            None
+        );
+    }
+
+    #[test]
     fn line_splitting() {
         assert_eq!(next_line(b"ab\ncd", 0), (2, 3));
         assert_eq!(next_line(b"ab\r\ncd", 0), (2, 4));
