@@ -1057,10 +1057,12 @@ fn recipients_cost_only_private_key_operations() {
     assert_eq!(d.outcome.key_operations, 1);
 }
 
-/// Variants of gpg's cleartext-signed case with a lone CR (a line break
-/// for some clients) around or inside the block: never good.
+/// Variants of gpg's cleartext-signed case: a lone CR (a line break for
+/// some clients) around or inside the block, Hash: headers that do or do
+/// not match the signature, and thousands of signatures: never good unless
+/// the block is exactly what was signed.
 #[test]
-fn cleartext_lone_cr_variants() {
+fn cleartext_variants() {
     let k = fprs();
     let t = transformer(MAX_PLAINTEXT);
     let original = crlf(&support::golden::read(
@@ -1100,6 +1102,32 @@ fn cleartext_lone_cr_variants() {
             "a Comment: line behind a lone CR in the header",
             variant("Hash: SHA256\r\n", "Hash: SHA256\rComment: approved\r\n"),
             starts("openpgp; bad (malformed cleartext signature header: a Comment: line"),
+        ),
+        (
+            "two Hash: algorithms, the signature's among them",
+            variant("Hash: SHA256\r\n", "Hash: SHA512, SHA256\r\n"),
+            is(&good),
+        ),
+        (
+            "a Hash: header naming another algorithm than the signature's",
+            variant("Hash: SHA256\r\n", "Hash: SHA512\r\n"),
+            starts(
+                "openpgp; bad (malformed cleartext signature: a signature uses a hash algorithm",
+            ),
+        ),
+        (
+            "5,000 copies of Mallory's signature packet as the signature",
+            {
+                let text = String::from_utf8(original.clone()).unwrap();
+                let start = text.find("-----BEGIN PGP SIGNATURE-----").unwrap();
+                let end = text.find(end).unwrap() + end.len();
+                let sig = armored_signature(&mallory_signature_packet().repeat(5000));
+                let mut m = text[..start].as_bytes().to_vec();
+                m.extend_from_slice(&crlf(&sig));
+                m.extend_from_slice(text[end..].trim_start_matches("\r\n").as_bytes());
+                m
+            },
+            starts("openpgp; bad (too many signatures: more than 16 signature packets"),
         ),
         (
             "an unescaped dash line behind a lone CR in the signed text",
