@@ -866,7 +866,7 @@ fn mallory_signature_packet() -> Vec<u8> {
     let start = text.find("-----BEGIN PGP SIGNATURE-----").unwrap();
     let end = text.find(end_marker).unwrap() + end_marker.len();
     let mut r = openpgp::armor::Reader::from_bytes(
-        text[start..end].as_bytes(),
+        &text.as_bytes()[start..end],
         openpgp::armor::ReaderMode::Tolerant(Some(openpgp::armor::Kind::Signature)),
     );
     let mut bin = Vec::new();
@@ -1122,7 +1122,7 @@ fn cleartext_variants() {
                 let start = text.find("-----BEGIN PGP SIGNATURE-----").unwrap();
                 let end = text.find(end).unwrap() + end.len();
                 let sig = armored_signature(&mallory_signature_packet().repeat(5000));
-                let mut m = text[..start].as_bytes().to_vec();
+                let mut m = text.as_bytes()[..start].to_vec();
                 m.extend_from_slice(&crlf(&sig));
                 m.extend_from_slice(text[end..].trim_start_matches("\r\n").as_bytes());
                 m
