@@ -1,6 +1,8 @@
-//! OpenPGP with sequoia-openpgp (streaming Decryptor / Verifier /
-//! DetachedVerifier, StandardPolicy). No plaintext leaves this module before
-//! the whole message, integrity protection included, has been processed.
+//! OpenPGP with sequoia-openpgp (streaming Decryptor and DetachedVerifier,
+//! StandardPolicy). No plaintext leaves this module before the whole
+//! message, integrity protection included, has been processed. Cleartext
+//! signatures are parsed here, strictly, and verified as detached
+//! signatures over the text as parsed.
 
 use std::io::Read;
 
@@ -36,9 +38,10 @@ pub enum SigVerdict {
 }
 
 /// At most this many signature packets (and as many one-pass signature
-/// packets) are examined in one message, detached signature or cleartext
-/// signature; one more stops the parse and the message is reported as
-/// having too many signatures. Every signature costs a hash context over
+/// packets) are examined in one message: a detached signature, a cleartext
+/// signature, or an (encrypted or signed-only) OpenPGP message. One more
+/// stops sequoia's parse and the message is reported as having too many
+/// signatures. Every signature costs a hash context over
 /// the signed data (and sequoia's detached verifier matches every signature
 /// against every hash context, quadratic in their number), so the number
 /// must be bounded before sequoia sees them all.
@@ -106,7 +109,7 @@ pub enum DecryptError {
          not decrypted"
     )]
     TooManySignatures,
-    #[error("no secret key tried for {0}: {KeyBudgetExhausted}")]
+    #[error("no session key found for {0}: {KeyBudgetExhausted}")]
     KeyBudget(String),
     #[error("{0}")]
     Other(String),
