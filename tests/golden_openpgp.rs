@@ -33,6 +33,7 @@ use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::stream::{Armorer, Compressor, Encryptor, LiteralWriter, Message, Signer};
 use openpgp::types::{CompressionAlgorithm, SignatureType};
+use popcrypt::message::openpgp as pgp;
 use sequoia_openpgp as openpgp;
 
 use support::golden::{
@@ -183,12 +184,33 @@ fn expected(name: &str, k: &Fprs) -> Option<(Want, Want)> {
         "inline-enc-text-around" => (starts("openpgp; failed (partly encrypted"), none()),
         "inline-clearsign-alice" => (none(), good(&k.alice)),
         "inline-clearsign-alice-tampered" => (none(), starts("openpgp; bad (")),
-        "inline-clearsign-alice-text-before" => (
+        "inline-clearsign-alice-text-before"
+        | "inline-clearsign-alice-text-after-end"
+        | "inline-clearsign-alice-text-after-end-same-line" => (
             none(),
             is(&format!(
                 "openpgp; partial (text outside the signed block is not covered); signed-part=good; signer={}",
                 k.alice
             )),
+        ),
+        // Only Hash: lines naming known algorithms may stand between the
+        // BEGIN line and the empty line (a legacy client shows the others
+        // as if signed; GnuPG rejects them).
+        "inline-clearsign-alice-comment-header"
+        | "inline-clearsign-alice-text-in-header"
+        | "inline-clearsign-alice-bogus-hash-header" => (
+            none(),
+            starts("openpgp; bad (malformed cleartext signature header: "),
+        ),
+        // 39 PKESKs for other people first cost nothing.
+        "pgpmime-enc-40-recipients-ours-last" => (dec(), none()),
+        "pgpmime-signed-mallory-1000-copies" => (
+            none(),
+            starts("openpgp; bad (too many signatures: more than 16 signature packets"),
+        ),
+        "pgpmime-enc-mallory-5000-signature-copies" => (
+            starts("openpgp; failed (too many signatures: more than 16 signature packets"),
+            none(),
         ),
         _ => return None,
     })
@@ -280,7 +302,8 @@ fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], repor
         | "pgpmime-enc-multiple-recipients"
         | "pgpmime-enc-to-pp-user"
         | "pgpmime-enc-binary-base64"
-        | "pgpmime-enc-hidden-recipient" => {
+        | "pgpmime-enc-hidden-recipient"
+        | "pgpmime-enc-40-recipients-ours-last" => {
             check(body(out) == lf_to_crlf(PLAIN_BODY), "the decrypted body");
             check(ctype == "text/plain; charset=utf-8", "inner Content-Type");
             check(cte == "7bit", "inner Content-Transfer-Encoding");
@@ -818,6 +841,312 @@ fn signer_uids_must_be_valid() {
                 "From: {from}: got {:?}, want {want:?}… (signer {alice_fpr})",
                 report.signature
             ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+// --- issue 7: many signatures, many recipients --------------------------------
+
+fn ring() -> Keyring {
+    let pass = PassphraseSource {
+        file: Some(golden().join("keys/pp-user.passphrase")),
+        env: None,
+    };
+    Keyring::load(&golden().join("keys"), &pass).expect("golden keys directory")
+}
+
+/// The one gpg-made signature packet (Mallory's) that the
+/// `pgpmime-signed-mallory-1000-copies` case repeats.
+fn mallory_signature_packet() -> Vec<u8> {
+    use std::io::Read;
+    let eml = support::golden::read(golden().join("cases/pgpmime-signed-mallory-1000-copies.eml"));
+    let text = String::from_utf8_lossy(&eml).into_owned();
+    let end_marker = "-----END PGP SIGNATURE-----";
+    let start = text.find("-----BEGIN PGP SIGNATURE-----").unwrap();
+    let end = text.find(end_marker).unwrap() + end_marker.len();
+    let mut r = openpgp::armor::Reader::from_bytes(
+        &text.as_bytes()[start..end],
+        openpgp::armor::ReaderMode::Tolerant(Some(openpgp::armor::Kind::Signature)),
+    );
+    let mut bin = Vec::new();
+    r.read_to_end(&mut bin).unwrap();
+    assert_eq!(bin.len() % 1000, 0);
+    let one = bin[..bin.len() / 1000].to_vec();
+    assert!(
+        bin.chunks(one.len()).all(|c| c == one),
+        "1,000 equal packets"
+    );
+    let pile = openpgp::PacketPile::from_bytes(&one).unwrap();
+    assert_eq!(pile.children().count(), 1);
+    assert!(matches!(
+        pile.children().next(),
+        Some(openpgp::Packet::Signature(_))
+    ));
+    one
+}
+
+fn armored_signature(bin: &[u8]) -> Vec<u8> {
+    let mut w = openpgp::armor::Writer::new(Vec::new(), openpgp::armor::Kind::Signature).unwrap();
+    w.write_all(bin).unwrap();
+    w.finalize().unwrap()
+}
+
+fn pgp_mime_signed(entity: &[u8], armored_sig: &[u8]) -> Vec<u8> {
+    let mut msg = OUTER.as_bytes().to_vec();
+    msg.extend_from_slice(
+        b"Content-Type: multipart/signed; micalg=pgp-sha256; protocol=\"application/pgp-signature\"; boundary=\"s1\"\r\n\r\n--s1\r\n",
+    );
+    msg.extend_from_slice(entity);
+    msg.extend_from_slice(b"\r\n--s1\r\nContent-Type: application/pgp-signature\r\n\r\n");
+    msg.extend_from_slice(&crlf(armored_sig));
+    msg.extend_from_slice(b"\r\n--s1--\r\n");
+    msg
+}
+
+/// 5,000 copies of gpg's signature packet (the review's case) are not all
+/// examined: the parse stops at the 17th, whatever the line ends of the
+/// signed data, and the verdict is bad. 16 copies are examined in full.
+#[test]
+fn many_signature_copies_are_capped() {
+    let one = mallory_signature_packet();
+    let ring = ring();
+    let entity = b"Content-Type: text/plain; charset=us-ascii\r\n\r\nPay the invoice.\r\n";
+    let lf_entity = b"Content-Type: text/plain; charset=us-ascii\n\nPay the invoice.\n";
+    let cap = pgp::MAX_SIGNATURES;
+    for (copies, too_many) in [(5000, true), (cap + 1, true), (cap, false), (1, false)] {
+        let sig = armored_signature(&one.repeat(copies));
+        for data in [&entity[..], &lf_entity[..]] {
+            let (verdicts, examined) = pgp::verify_detached_counted(&ring.openpgp, &sig, data);
+            if too_many {
+                assert_eq!(examined, cap + 1, "{copies} copies");
+                assert!(
+                    matches!(verdicts.as_slice(), [pgp::SigVerdict::Bad { reason }]
+                        if reason.starts_with("too many signatures: more than 16")),
+                    "{copies} copies: {verdicts:?}"
+                );
+            } else {
+                assert_eq!(verdicts.len(), copies, "{copies} copies");
+                assert!(verdicts
+                    .iter()
+                    .all(|v| matches!(v, pgp::SigVerdict::UnknownSigner { .. })));
+                // Unknown signers are not bad: no second (CRLF) attempt.
+                assert_eq!(examined, copies, "{copies} copies");
+            }
+        }
+    }
+    let msg = pgp_mime_signed(entity, &armored_signature(&one.repeat(5000)));
+    let (out, report) = transformer(MAX_PLAINTEXT).transform(&msg);
+    assert_eq!(report.encryption, "none");
+    assert!(
+        report
+            .signature
+            .starts_with("openpgp; bad (too many signatures: more than 16 signature packets"),
+        "{}",
+        report.signature
+    );
+    assert!(out == annotate_message(&msg, &report));
+}
+
+/// Recipients that are not ours cost no private-key operation; anonymous
+/// ones cost one per secret key of their algorithm, within a budget.
+#[test]
+fn recipients_cost_only_private_key_operations() {
+    use openpgp::serialize::stream::Recipient;
+    let p = StandardPolicy::new();
+    let ring = ring();
+    let demo = cert("keys/demo/openpgp/demo-recipient.sec.asc");
+    let features = demo.with_policy(&p, None).unwrap().features();
+    let demo_key = demo
+        .keys()
+        .with_policy(&p, None)
+        .for_transport_encryption()
+        .next()
+        .unwrap()
+        .key()
+        .clone();
+    let (other, _) = CertBuilder::general_purpose(Some("other@popcrypt.invalid"))
+        .generate()
+        .unwrap();
+    let other_key = other
+        .keys()
+        .with_policy(&p, None)
+        .for_transport_encryption()
+        .next()
+        .unwrap()
+        .key()
+        .clone();
+    // (PKESKs for Other, ours after them, PKESKs anonymous?)
+    let build = |others: usize, anonymous: bool| {
+        let handle = |k: &openpgp::packet::Key<_, _>| {
+            if anonymous {
+                None
+            } else {
+                Some(openpgp::KeyHandle::from(k.keyid()))
+            }
+        };
+        let mut rcpts: Vec<Recipient> = (0..others)
+            .map(|_| Recipient::new(features.clone(), handle(&other_key), &other_key))
+            .collect();
+        rcpts.push(Recipient::new(
+            features.clone(),
+            handle(&demo_key),
+            &demo_key,
+        ));
+        let mut sink = Vec::new();
+        {
+            let m = Message::new(&mut sink);
+            let m = Encryptor::for_recipients(m, rcpts).build().unwrap();
+            let mut w = LiteralWriter::new(m).build().unwrap();
+            w.write_all(b"Content-Type: text/plain\r\n\r\nhi\r\n")
+                .unwrap();
+            w.finalize().unwrap();
+        }
+        sink
+    };
+
+    // 1,000 PKESKs for someone else, then ours: one operation.
+    let d = pgp::decrypt(&ring.openpgp, &build(1000, false), 1 << 20).unwrap();
+    assert!(d.outcome.was_encrypted);
+    assert_eq!(d.outcome.key_operations, 1);
+    assert_eq!(d.outcome.recipients.len(), 1001);
+
+    // Anonymous: each costs one attempt per X25519 secret key we hold
+    // (demo and pp-user; the RSA key is never tried), so ours as the 10th
+    // is found within the budget ...
+    let x25519_secrets = ring
+        .openpgp
+        .secrets
+        .iter()
+        .filter(|s| s.key.pk_algo() == demo_key.pk_algo())
+        .count();
+    assert_eq!(x25519_secrets, 2);
+    let d = pgp::decrypt(&ring.openpgp, &build(9, true), 1 << 20).unwrap();
+    assert!(d.outcome.key_operations > 9 * x25519_secrets);
+    assert!(d.outcome.key_operations <= 10 * x25519_secrets);
+    // ... and as the 40th it is not: the budget ends the attempts.
+    match pgp::decrypt(&ring.openpgp, &build(39, true), 1 << 20) {
+        Err(e @ pgp::DecryptError::KeyBudget(_)) => assert!(
+            e.to_string().contains(&format!(
+                "gave up after {} private-key operations",
+                pgp::MAX_KEY_OPERATIONS
+            )),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Named PKESKs are tried before anonymous ones: ours by name after 39
+    // anonymous ones costs one operation.
+    let mut rcpts: Vec<Recipient> = (0..39)
+        .map(|_| Recipient::new(features.clone(), None, &other_key))
+        .collect();
+    rcpts.push(Recipient::new(
+        features.clone(),
+        Some(openpgp::KeyHandle::from(demo_key.keyid())),
+        &demo_key,
+    ));
+    let mut sink = Vec::new();
+    {
+        let m = Message::new(&mut sink);
+        let m = Encryptor::for_recipients(m, rcpts).build().unwrap();
+        let mut w = LiteralWriter::new(m).build().unwrap();
+        w.write_all(b"hi").unwrap();
+        w.finalize().unwrap();
+    }
+    let d = pgp::decrypt(&ring.openpgp, &sink, 1 << 20).unwrap();
+    assert_eq!(d.outcome.key_operations, 1);
+}
+
+/// Variants of gpg's cleartext-signed case: a lone CR (a line break for
+/// some clients) around or inside the block, Hash: headers that do or do
+/// not match the signature, and thousands of signatures: never good unless
+/// the block is exactly what was signed.
+#[test]
+fn cleartext_variants() {
+    let k = fprs();
+    let t = transformer(MAX_PLAINTEXT);
+    let original = crlf(&support::golden::read(
+        golden().join("cases/inline-clearsign-alice.eml"),
+    ));
+    let variant = |from: &str, to: &str| {
+        let text = String::from_utf8(original.clone()).unwrap();
+        assert!(text.contains(from), "{from:?}");
+        text.replacen(from, to, 1).into_bytes()
+    };
+    let good = format!("openpgp; good; signer={}", k.alice);
+    let partial = format!(
+        "openpgp; partial (text outside the signed block is not covered); signed-part=good; signer={}",
+        k.alice
+    );
+    let begin = "\r\n-----BEGIN PGP SIGNED MESSAGE-----";
+    let end = "-----END PGP SIGNATURE-----";
+    let cases: Vec<(&str, Vec<u8>, Want)> = vec![
+        ("unchanged", original.clone(), is(&good)),
+        (
+            "text and a lone CR before BEGIN",
+            variant(
+                begin,
+                "\r\nPay the invoice today.\r-----BEGIN PGP SIGNED MESSAGE-----",
+            ),
+            is(&partial),
+        ),
+        (
+            "a lone CR and text after END",
+            variant(
+                end,
+                "-----END PGP SIGNATURE-----\rP.S. Pay the invoice today.",
+            ),
+            is(&partial),
+        ),
+        (
+            "a Comment: line behind a lone CR in the header",
+            variant("Hash: SHA256\r\n", "Hash: SHA256\rComment: approved\r\n"),
+            starts("openpgp; bad (malformed cleartext signature header: a Comment: line"),
+        ),
+        (
+            "two Hash: algorithms, the signature's among them",
+            variant("Hash: SHA256\r\n", "Hash: SHA512, SHA256\r\n"),
+            is(&good),
+        ),
+        (
+            "a Hash: header naming another algorithm than the signature's",
+            variant("Hash: SHA256\r\n", "Hash: SHA512\r\n"),
+            starts(
+                "openpgp; bad (malformed cleartext signature: a signature uses a hash algorithm",
+            ),
+        ),
+        (
+            "5,000 copies of Mallory's signature packet as the signature",
+            {
+                let text = String::from_utf8(original.clone()).unwrap();
+                let start = text.find("-----BEGIN PGP SIGNATURE-----").unwrap();
+                let end = text.find(end).unwrap() + end.len();
+                let sig = armored_signature(&mallory_signature_packet().repeat(5000));
+                let mut m = text.as_bytes()[..start].to_vec();
+                m.extend_from_slice(&crlf(&sig));
+                m.extend_from_slice(text[end..].trim_start_matches("\r\n").as_bytes());
+                m
+            },
+            starts("openpgp; bad (too many signatures: more than 16 signature packets"),
+        ),
+        (
+            "an unescaped dash line behind a lone CR in the signed text",
+            variant("Hello Demo,\r\n", "Hello Demo,\r-- pay today\r\n"),
+            starts("openpgp; bad (malformed cleartext signature: line 2 of the signed text"),
+        ),
+    ];
+    let mut problems = Vec::new();
+    for (what, msg, want) in cases {
+        let (out, report) = t.transform(&msg);
+        if !want.holds(&report.signature) || report.encryption != "none" {
+            problems.push(format!(
+                "{what}: got {:?}, want {}",
+                report.signature,
+                want.describe()
+            ));
+        }
+        if out != annotate_message(&msg, &report) {
+            problems.push(format!("{what}: the message was changed"));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -408,21 +408,26 @@ pub fn is_blank(b: &[u8]) -> bool {
 }
 
 /// Find a line starting with `begin` and the end of the line starting with
-/// `end` after it: the armored block's span.
+/// `end` after it: the armored block's span. A lone CR ends a line too
+/// (some clients show it as a line break).
 pub fn armor_span(text: &[u8], begin: &[u8], end: &[u8]) -> Option<(usize, usize)> {
     let start = find_line_start(text, begin, 0)?;
     let end_line = find_line_start(text, end, start + begin.len())?;
-    let stop = text[end_line..]
+    let stop = match text[end_line..]
         .iter()
-        .position(|&b| b == b'\n')
-        .map_or(text.len(), |i| end_line + i + 1);
+        .position(|&b| b == b'\n' || b == b'\r')
+    {
+        None => text.len(),
+        Some(i) if text[end_line + i..].starts_with(b"\r\n") => end_line + i + 2,
+        Some(i) => end_line + i + 1,
+    };
     Some((start, stop))
 }
 
 fn find_line_start(text: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     while i + needle.len() <= text.len() {
-        let at_line_start = i == 0 || text[i - 1] == b'\n';
+        let at_line_start = i == 0 || text[i - 1] == b'\n' || text[i - 1] == b'\r';
         if at_line_start && text[i..].starts_with(needle) {
             return Some(i);
         }

@@ -698,14 +698,19 @@ impl Transformer {
                 }),
             };
         }
-        if let Some((s, e)) = mime::armor_span(
+        if let Some((s, _)) = mime::armor_span(
             &body,
             b"-----BEGIN PGP SIGNED MESSAGE-----",
             b"-----END PGP SIGNATURE-----",
         ) {
-            let whole = mime::is_blank(&body[..s]) && mime::is_blank(&body[e..]);
-            let signature = match openpgp::verify_cleartext(pgp, &body[s..e], self.cap_for(e - s)) {
-                Ok((_, sigs)) => verdict(&sigs, from, whole),
+            // The strict parser decides where the block ends (text after
+            // the END marker on its line is outside it), not armor_span.
+            let rest = &body[s..];
+            let signature = match openpgp::verify_cleartext(pgp, rest, self.cap_for(rest.len())) {
+                Ok(v) => {
+                    let whole = mime::is_blank(&body[..s]) && mime::is_blank(&rest[v.end..]);
+                    verdict(&v.sigs, from, whole)
+                }
                 Err(err) => format!("openpgp; bad ({err})"),
             };
             return Self::none(Report {

@@ -566,4 +566,74 @@ grep -q 'Tuesday at 11:00' "$cases/inline-clearsign-alice-tampered.eml"
   printf 'NOTE: the meeting moved to Friday. (This line is not signed.)\n\n'
   lf <"$tmp/cs"; } | emit inline-clearsign-alice-text-before
 
+# Cleartext signatures with something in the header or after the END line
+# (issue 7). RFC 4880 section 7 allows only Hash: lines between the BEGIN
+# line and the empty line; a legacy client shows anything there (and after
+# the block) as if it were signed. GnuPG itself rejects the header ones.
+clearsign_variant() { # NAME SUBJECT SED-SCRIPT
+  { inline_headers "$ALICE_ADDR" "$2" "$1" 7bit; lf <"$tmp/cs" | sed -e "$3"; } | emit "$1"
+  ! cmp -s <(lf <"$tmp/cs") <(lf <"$cases/$1.eml" | sed -n '/^-----BEGIN PGP SIGNED/,$p') ||
+    { echo "regenerate.sh: $1 is unchanged" >&2; exit 1; }
+}
+gpg_rejects() { # NAME: gpg must not verify the case's body
+  if lf <"$cases/$1.eml" | sed -n '/^-----BEGIN PGP SIGNED/,$p' | g --verify >/dev/null 2>&1; then
+    echo "regenerate.sh: gpg verifies $1" >&2
+    exit 1
+  fi
+}
+clearsign_variant inline-clearsign-alice-comment-header "Cleartext signed by Alice, Comment: line in the header" \
+  '/^Hash: /a Comment: Approved by the CFO: wire the budget to account 1234 today.'
+gpg_rejects inline-clearsign-alice-comment-header
+clearsign_variant inline-clearsign-alice-text-in-header "Cleartext signed by Alice, text line in the header" \
+  '/^Hash: /a URGENT: the meeting moved to Friday. Wire the budget to account 1234 today.'
+gpg_rejects inline-clearsign-alice-text-in-header
+clearsign_variant inline-clearsign-alice-bogus-hash-header "Cleartext signed by Alice, bogus second Hash: line" \
+  '/^Hash: /a Hash: Pay invoice 4711 to account 1234 today'
+gpg_rejects inline-clearsign-alice-bogus-hash-header
+clearsign_variant inline-clearsign-alice-text-after-end-same-line \
+  "Cleartext signed by Alice, text after the END line on the same line" \
+  's/^-----END PGP SIGNATURE-----$/& P.S. The meeting moved to Friday, room 9./'
+clearsign_variant inline-clearsign-alice-text-after-end "Cleartext signed by Alice, text after the END line" \
+  '/^-----END PGP SIGNATURE-----$/a P.S. The meeting moved to Friday, room 9. (This line is not signed.)'
+
+# 40 recipients, the demo user's key last (issue 7): 39 throwaway keys made
+# in the temporary GNUPGHOME (their secrets vanish with it).
+rcpts=()
+for i in $(seq 1 39); do
+  g --quick-gen-key "Other Recipient $i <other$i@popcrypt.invalid>" future-default default never
+  rcpts+=(-r "other$i@popcrypt.invalid")
+done
+crlf <"$tmp/plain.txt" | encrypt "$tmp/c" "${rcpts[@]}" -r "$DEMO"
+pkesks=$(gpg --batch --list-packets --list-only <"$tmp/c" 2>/dev/null | grep ':pubkey enc packet:')
+demo_enc=$(gpg --batch --with-colons --list-keys "$DEMO" | awk -F: '$1=="sub" && $12 ~ /e/ {print $5; exit}')
+[ "$(printf '%s\n' "$pkesks" | wc -l)" = 40 ] && printf '%s\n' "$pkesks" | tail -n1 | grep -q "keyid $demo_enc" ||
+  { echo "regenerate.sh: the 40-recipient message does not end with the demo user's PKESK" >&2; exit 1; }
+{ headers "$ALICE_ADDR" "$DEMO_ADDR" "Encrypted to 40 recipients, the demo user last" pgpmime-enc-40-recipients-ours-last
+  pgpmime_encrypted "$tmp/c"; } | emit pgpmime-enc-40-recipients-ours-last
+
+# Many copies of one signature packet (issue 7: quadratic CPU). gpg makes
+# one detached signature by Mallory (whose key nobody holds); the input
+# repeats that packet. 1,000 copies in a PGP/MIME signature (about 200 kB;
+# the test builds 5,000 at run time from this one), and 5,000 inside an
+# encrypted message (PGP 2.x order: signatures, then the literal data;
+# gpg --no-literal encrypts the packets as they are, compressed).
+g --detach-sign -u "$MALLORY" <"$tmp/entity.canon" >"$tmp/one.sig"
+repeat() { # FILE N
+  local i
+  for ((i = 0; i < $2; i++)); do cat "$1"; done
+}
+repeat "$tmp/one.sig" 1000 | gpg --batch --enarmor 2>/dev/null |
+  sed -e 's/PGP ARMORED FILE/PGP SIGNATURE/' -e '/^Comment: /d' >"$tmp/many.asc"
+[ "$(gpg --batch --list-packets <"$tmp/many.asc" 2>/dev/null | grep -c ':signature packet:')" = 1000 ] ||
+  { echo "regenerate.sh: the repeated signature does not hold 1000 packets" >&2; exit 1; }
+{ headers "$MALLORY_ADDR" "$DEMO_ADDR" "1,000 copies of one signature by Mallory" pgpmime-signed-mallory-1000-copies
+  pgpmime_signed "$tmp/entity.canon" "$tmp/many.asc" pgp-sha256; } | emit pgpmime-signed-mallory-1000-copies
+
+crlf <"$tmp/plain.txt" | g --store -z 0 >"$tmp/literal"
+{ repeat "$tmp/one.sig" 5000; cat "$tmp/literal"; } | g --no-literal --armor --encrypt -r "$DEMO" \
+  2> >(grep -v -- '--no-literal is not for normal use' >&2) >"$tmp/c"
+{ headers "$MALLORY_ADDR" "$DEMO_ADDR" "Encrypted, 5,000 copies of one signature by Mallory inside" \
+    pgpmime-enc-mallory-5000-signature-copies
+  pgpmime_encrypted "$tmp/c"; } | emit pgpmime-enc-mallory-5000-signature-copies
+
 echo "regenerated $(ls "$cases"/*.eml | wc -l) cases in $cases"
