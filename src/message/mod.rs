@@ -725,7 +725,11 @@ impl Transformer {
 fn failed(e: &openpgp::DecryptError) -> Report {
     Report {
         encryption: format!("openpgp; failed ({e})"),
-        signature: "none".into(),
+        // Too many signatures is a verdict on the signatures, too.
+        signature: match e {
+            openpgp::DecryptError::TooManySignatures => format!("openpgp; bad ({e})"),
+            _ => "none".into(),
+        },
     }
 }
 
