@@ -611,6 +611,7 @@ fn encrypt(recipient: &Cert, signer: Option<&Cert>, plaintext: &[u8]) -> Vec<u8>
         if let Some(signer) = signer {
             m = Signer::new(m, signing_keypair(signer))
                 .unwrap()
+                .creation_time(outer_date())
                 .add_intended_recipient(recipient)
                 .build()
                 .unwrap();
@@ -632,6 +633,7 @@ fn detached(signer: &Cert, data: &[u8], typ: SignatureType) -> Vec<u8> {
             .unwrap();
         let mut s = Signer::with_template(m, signing_keypair(signer), SignatureBuilder::new(typ))
             .unwrap()
+            .creation_time(outer_date())
             .detached()
             .build()
             .unwrap();
@@ -642,6 +644,12 @@ fn detached(signer: &Cert, data: &[u8], typ: SignatureType) -> Vec<u8> {
 }
 
 const OUTER: &str = "From: Alice Demo <alice@popcrypt.invalid>\r\nTo: Demo User <demo@popcrypt.invalid>\r\nSubject: made by sequoia\r\nDate: Sun, 01 Nov 2026 12:00:00 +0000\r\nMessage-ID: <sequoia@popcrypt.invalid>\r\nMIME-Version: 1.0\r\n";
+
+/// The Date of [`OUTER`]: signatures made at run time carry it, so that
+/// their creation time agrees with the message's Date.
+fn outer_date() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_793_534_400)
+}
 
 fn pgp_mime_encrypted(armored: &[u8]) -> Vec<u8> {
     let mut m = OUTER.as_bytes().to_vec();

@@ -179,16 +179,16 @@ impl Transformer {
         }
         match (ctype.as_str(), protocol.as_str()) {
             ("multipart/encrypted", "application/pgp-encrypted") => {
-                self.pgp_mime_encrypted(&top, head)
+                self.pgp_mime_encrypted(&top, head, date)
             }
             ("multipart/signed", "application/pgp-signature") => {
                 let report = Report {
                     encryption: "none".into(),
-                    signature: self.pgp_mime_signed(&top, &from),
+                    signature: self.pgp_mime_signed(&top, &from, date),
                 };
                 Self::none(report)
             }
-            ("text/plain", _) => self.inline(&msg, raw, root, &from),
+            ("text/plain", _) => self.inline(raw, root, &from, date),
             _ => Self::none(Report::default()),
         }
     }
@@ -201,7 +201,12 @@ impl Transformer {
     }
 
     /// RFC 3156 multipart/encrypted as the whole message.
-    fn pgp_mime_encrypted(&self, top: &strict::Entity<'_>, head: &[u8]) -> Processed {
+    fn pgp_mime_encrypted(
+        &self,
+        top: &strict::Entity<'_>,
+        head: &[u8],
+        date: Option<i64>,
+    ) -> Processed {
         let kids = match strict::split(top) {
             Ok(k) => k,
             Err(e) => {
@@ -234,14 +239,12 @@ impl Transformer {
                 signature: "none".into(),
             });
         }
-        let sigs = d
-            .outcome
-            .sigs
+        let sigs = openpgp::check_message_date(d.outcome.sigs, date)
             .iter()
             .map(|v| ("openpgp", Sig::from(v)))
             .collect();
         let outer = Outer::decrypted("openpgp", "openpgp; decrypted".into(), false);
-        self.deliver(d.plaintext, sigs, outer, head, None)
+        self.deliver(d.plaintext, sigs, outer, head, date)
     }
 
     /// Deliver a decrypted or unwrapped MIME entity: look inside it for
@@ -447,6 +450,7 @@ impl Transformer {
                     match inner_signed(&entity, |t| t == "application/pgp-signature") {
                         Ok((first, sig)) => {
                             let v = openpgp::verify_detached(&self.keys.openpgp, &sig, first.raw);
+                            let v = openpgp::check_message_date(v, date);
                             sigs.extend(v.iter().map(|v| ("openpgp", Sig::from(v))));
                             if is_protected_entity(&first) {
                                 protected = Some(first.head().to_vec());
@@ -618,7 +622,12 @@ impl Transformer {
     }
 
     /// RFC 3156 multipart/signed as the whole message: verified, unchanged.
-    fn pgp_mime_signed(&self, top: &strict::Entity<'_>, from: &mime::Sender) -> String {
+    fn pgp_mime_signed(
+        &self,
+        top: &strict::Entity<'_>,
+        from: &mime::Sender,
+        date: Option<i64>,
+    ) -> String {
         let kids = match strict::split(top) {
             Ok(k) => k,
             Err(e) => return format!("openpgp; bad ({e})"),
@@ -631,16 +640,17 @@ impl Transformer {
             return MALFORMED_PGP_SIGNED.into();
         }
         let sigs = openpgp::verify_detached(&self.keys.openpgp, &sig, kids[0].raw);
+        let sigs = openpgp::check_message_date(sigs, date);
         verdict(&sigs, from, true)
     }
 
     /// A text/plain body holding an armored block.
     fn inline(
         &self,
-        _msg: &mail_parser::Message<'_>,
         raw: &[u8],
         root: &mail_parser::MessagePart<'_>,
         from: &mime::Sender,
+        date: Option<i64>,
     ) -> Processed {
         // Only the header block was parsed (parse_structure): the body is
         // everything after it.
@@ -689,7 +699,11 @@ impl Transformer {
             return Processed {
                 report: Report {
                     encryption,
-                    signature: verdict(&d.outcome.sigs, from, true),
+                    signature: verdict(
+                        &openpgp::check_message_date(d.outcome.sigs, date),
+                        from,
+                        true,
+                    ),
                 },
                 replacement: Some(Replacement {
                     protected: Vec::new(),
@@ -709,7 +723,7 @@ impl Transformer {
             let signature = match openpgp::verify_cleartext(pgp, rest, self.cap_for(rest.len())) {
                 Ok(v) => {
                     let whole = mime::is_blank(&body[..s]) && mime::is_blank(&rest[v.end..]);
-                    verdict(&v.sigs, from, whole)
+                    verdict(&openpgp::check_message_date(v.sigs, date), from, whole)
                 }
                 Err(err) => format!("openpgp; bad ({err})"),
             };
@@ -1010,7 +1024,7 @@ fn smime_kind(p: &mail_parser::MessagePart<'_>, der: &[u8]) -> String {
 impl From<&SigVerdict> for Sig {
     fn from(v: &SigVerdict) -> Sig {
         match v {
-            SigVerdict::Good { signer, emails } => Sig::Good {
+            SigVerdict::Good { signer, emails, .. } => Sig::Good {
                 id: signer.clone(),
                 emails: emails.clone(),
             },
@@ -1441,6 +1455,7 @@ mod tests {
         let good = SigVerdict::Good {
             signer: "AA".into(),
             emails: vec!["a@x.org".into()],
+            created: None,
         };
         let from = mime::Sender::One("a@x.org".into());
         assert_eq!(

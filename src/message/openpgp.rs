@@ -28,6 +28,8 @@ pub enum SigVerdict {
         signer: String,
         /// Normalised email addresses of the signer's valid User IDs.
         emails: Vec<String>,
+        /// The signature's creation time (seconds since the Unix epoch).
+        created: Option<i64>,
     },
     /// No certificate for the issuer.
     UnknownSigner { issuers: Vec<String> },
@@ -193,7 +195,7 @@ impl VerificationHelper for Helper<'_> {
 
 fn classify(r: VerificationResult<'_>) -> SigVerdict {
     match r {
-        Ok(GoodChecksum { ka, .. }) => {
+        Ok(GoodChecksum { ka, sig }) => {
             // Only User IDs validly bound and not revoked (under the policy,
             // now) may vouch for a From address.
             let cert = ka.valid_cert();
@@ -202,9 +204,14 @@ fn classify(r: VerificationResult<'_>) -> SigVerdict {
                 .revoked(false)
                 .filter_map(|u| u.userid().email_normalized().ok().flatten())
                 .collect();
+            let created = sig
+                .signature_creation_time()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .and_then(|d| i64::try_from(d.as_secs()).ok());
             SigVerdict::Good {
                 signer: cert.fingerprint().to_hex(),
                 emails,
+                created,
             }
         }
         Err(VerificationError::MissingKey { sig }) => SigVerdict::UnknownSigner {
@@ -1106,4 +1113,31 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
         assert_eq!(recipient_list(&many), "0, 1, 2, 3, 4, 5, 6, 7 and 32 more");
     }
+}
+
+/// Compare each good signature's creation time with the message's Date
+/// header, as the S/MIME side does with signingTime: a good signature made
+/// more than [`super::smime::DATE_TOLERANCE_SECS`] away from the date the
+/// message claims is `Rejected` (an old signed message replayed under a fresh
+/// Date: the outer Date is not signed). Without a Date the verdicts are
+/// unchanged.
+pub fn check_message_date(verdicts: Vec<SigVerdict>, date: Option<i64>) -> Vec<SigVerdict> {
+    let Some(date) = date else {
+        return verdicts;
+    };
+    verdicts
+        .into_iter()
+        .map(|v| match v {
+            SigVerdict::Good {
+                created: Some(t), ..
+            } if (t - date).abs() > super::smime::DATE_TOLERANCE_SECS => SigVerdict::Rejected {
+                reason: format!(
+                    "the signature was made at {} but the message is dated {}",
+                    super::smime::format_time(t),
+                    super::smime::format_time(date)
+                ),
+            },
+            v => v,
+        })
+        .collect()
 }

@@ -742,7 +742,7 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-fn format_time(secs: i64) -> String {
+pub(crate) fn format_time(secs: i64) -> String {
     openssl::asn1::Asn1Time::from_unix(secs as _)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| secs.to_string())

@@ -115,6 +115,11 @@ def openpgp_cases(gpg):
     w("control-signed-good", h + ct_signed() + "\n--SIG\n" + SIGNED_PART.rstrip("\n") +
       "\n--SIG\n" + pgp_sig_part(sig) + "\n--SIG--\n")
 
+    # Replay: Alice's old signed message (signed 2026-11-01) under a fresh
+    # Date (the outer Date is not signed).
+    w("replay-under-fresh-date", h.replace(DATE, "Tue, 01 Dec 2026 12:00:00 +0000") + ct_signed() +
+      "\n--SIG\n" + SIGNED_PART.rstrip("\n") + "\n--SIG\n" + pgp_sig_part(sig) + "\n--SIG--\n")
+
     # Delimiter differentials: Alice's signed part hides where an RFC 2046
     # client sees the preamble or nothing, while a lenient parser verifies it.
     w("delimiter-with-trailing-text", h + ct_signed() + "\n--SIG\n" + EVIL_PART +
