@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::sleep;
+use tokio::time::{sleep, sleep_until, Instant};
 
 use super::upstream::{self, write_all, Stream};
 use super::Context;
@@ -30,6 +30,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
                 write_limit,
             )
             .await;
+            close_client(client).await;
             return;
         }
     };
@@ -39,6 +40,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
             tracing::warn!(error = %e, "upstream unavailable; client told, nothing sent upstream");
             let line = format!("-ERR [SYS/TEMP] popcrypt: {e}\r\n");
             let _ = write_all(&mut client, line.as_bytes(), write_limit).await;
+            close_client(client).await;
             return;
         }
     };
@@ -66,6 +68,36 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
     // Dropping the server stream closes it without QUIT unless the client
     // sent one (which the engine forwarded).
     drop(server);
+    close_client(client).await;
+}
+
+/// End the client connection so that the last answer (often a `-ERR`
+/// saying why) is not lost: closing a socket with unread input makes the
+/// kernel send a reset, and a reset can discard data the client has not
+/// read yet. So: FIN first, then read and discard what the client still
+/// sends, bounded in time and octets, then close.
+pub(crate) async fn close_client(mut client: TcpStream) {
+    const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+    const MAX_DISCARD: usize = 1 << 20;
+    let _ = client.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let mut discarded = 0;
+    let deadline = Instant::now() + LINGER;
+    while discarded < MAX_DISCARD {
+        match tokio::time::timeout_at(deadline, client.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => break,
+        }
+    }
+}
+
+/// Track whether the client has sent the start of a line that has not
+/// ended yet (the engine splits lines at LF), for the command timeout.
+fn ends_mid_line(chunk: &[u8], was_mid_line: bool) -> bool {
+    match chunk.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1 < chunk.len(),
+        None => was_mid_line || !chunk.is_empty(),
+    }
 }
 
 async fn relay(
@@ -80,6 +112,11 @@ async fn relay(
     let mut cbuf = vec![0u8; READ_CHUNK];
     let mut sbuf = vec![0u8; READ_CHUNK];
     let mut closing: Option<CloseReason> = None;
+    let command_limit = secs(cfg.timeouts.command);
+    // The client has sent part of a line; the deadline runs only while the
+    // proxy waits for the client (not while a pipelined command is served).
+    let mut mid_line = false;
+    let mut line_deadline: Option<Instant> = None;
     loop {
         while let Some(ev) = engine.next_event() {
             match ev {
@@ -113,11 +150,25 @@ async fn relay(
         }
         let awaiting = engine.awaiting_upstream();
         let wants_client = engine.wants_client_input();
+        let waiting_for_client = wants_client && !awaiting;
+        if !(waiting_for_client && mid_line) {
+            line_deadline = None;
+        } else if line_deadline.is_none() {
+            line_deadline = Some(Instant::now() + command_limit);
+        }
+        let line_timer = line_deadline.unwrap_or_else(Instant::now);
         tokio::select! {
             r = client.read(&mut cbuf), if wants_client => match r {
                 Ok(0) | Err(_) => engine.client_eof(),
-                Ok(n) => engine.client_data(&cbuf[..n]),
+                Ok(n) => {
+                    mid_line = ends_mid_line(&cbuf[..n], mid_line);
+                    engine.client_data(&cbuf[..n]);
+                }
             },
+            _ = sleep_until(line_timer), if line_deadline.is_some() => {
+                tracing::info!("client command line not completed in time");
+                engine.abort("command not completed in time, closing");
+            }
             r = server.read(&mut sbuf), if awaiting => match r {
                 Ok(0) => engine.upstream_eof(),
                 Err(e) => {
