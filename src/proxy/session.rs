@@ -148,6 +148,16 @@ async fn relay(
         if engine.is_closed() {
             continue;
         }
+        // popcrypt sends the server one command at a time, so octets left
+        // over once nothing is due were never asked for: a server out of
+        // step, or a message whose lone "." was not dot-stuffed. Whatever
+        // follows could be taken as the answer to the client's next
+        // command; end the session instead.
+        if !engine.awaiting_upstream() && engine.upstream_buffered() > 0 {
+            tracing::warn!("the mail server sent data nobody asked for; ending the session");
+            engine.abort("the mail server sent data nobody asked for, closing");
+            continue;
+        }
         let awaiting = engine.awaiting_upstream();
         let wants_client = engine.wants_client_input();
         let waiting_for_client = wants_client && !awaiting;

@@ -1191,6 +1191,12 @@ impl Client {
         assert!(self.read_to_close().await.is_empty());
     }
 
+    /// Bytes already read from the socket but not yet handed out (before
+    /// reading `stream` directly).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
     pub async fn read_to_close(&mut self) -> Vec<u8> {
         while self.fill().await {}
         std::mem::take(&mut self.buf)
