@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -15,6 +15,9 @@ use super::upstream::write_all;
 use super::{session, Context};
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Listen backlog (tokio's default is 1024).
+const ACCEPT_BACKLOG: u32 = 4096;
 
 /// How many connection tasks (sessions, and refusals still writing their
 /// `-ERR`) are alive. Cheap to clone; every clone sees the same count.
@@ -53,7 +56,20 @@ pub struct Proxy {
 impl Proxy {
     /// Bind the listening socket.
     pub async fn bind(ctx: Arc<Context>) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind(ctx.config.listen).await?;
+        let addr = ctx.config.listen;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        // A burst of connections larger than the accept queue leaves
+        // clients whose handshake the kernel dropped waiting for SYN-ACK
+        // retransmissions (seconds, then minutes); a deep queue lets the
+        // accept loop refuse them promptly instead. The kernel caps it
+        // at net.core.somaxconn.
+        let listener = socket.listen(ACCEPT_BACKLOG)?;
         Ok(Proxy {
             listener,
             ctx,

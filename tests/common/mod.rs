@@ -1226,7 +1226,11 @@ pub fn count_panics() {
     ONCE.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() == Some("tokio-runtime-worker") {
+            // "tokio-rt-worker" (tokio >= 1.50) or "tokio-runtime-worker".
+            if std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("tokio-r"))
+            {
                 WORKER_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
             prev(info);
