@@ -555,6 +555,8 @@ async fn commands_in_the_wrong_state_never_reach_the_server() {
     assert!(c.cmd("STLS").await.starts_with("-ERR popcrypt"));
     assert_eq!(c.cmd(&format!("USER {USER}")).await, "+OK user accepted");
     assert_eq!(c.cmd(&format!("PASS {PASSWORD}")).await, "+OK logged in");
+    // The counter sees this session while it lives.
+    assert_eq!(proxy.sessions.get(), 1);
     for cmd in [
         "USER alice".to_string(),
         format!("PASS {PASSWORD}"),

@@ -7,16 +7,17 @@
 
 mod common;
 
-use std::sync::RwLock;
 use std::time::Duration;
+
+use tokio::sync::{RwLock, RwLockReadGuard};
 
 use common::*;
 
 /// The memory test measures the whole process: it runs alone.
-static EXCLUSIVE: RwLock<()> = RwLock::new(());
+static EXCLUSIVE: RwLock<()> = RwLock::const_new(());
 
-fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    EXCLUSIVE.read().unwrap_or_else(|e| e.into_inner())
+async fn shared() -> RwLockReadGuard<'static, ()> {
+    EXCLUSIVE.read().await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -100,7 +101,7 @@ fn assert_temp_error(got: &[u8], what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_before_and_during_the_tls_handshake() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     // Right after the TCP connect; and after reading the ClientHello.
     for read_hello in [false, true] {
@@ -130,7 +131,7 @@ async fn reset_before_and_during_the_tls_handshake() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_during_the_greeting() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     for partial in [&b""[..], b"+OK fake POP3 ser"] {
         let server = FakeServer::start(tls(&ca), move |mut c| async move {
@@ -153,7 +154,7 @@ async fn reset_during_the_greeting() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_during_authentication() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     let user = format!("USER {USER}");
     let pass = format!("PASS {PASSWORD}");
@@ -192,7 +193,7 @@ async fn reset_during_authentication() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_in_the_middle_of_list_and_retr() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     let mbox = sample_mailbox();
     let big = stuff(&mbox[2]);
@@ -243,7 +244,7 @@ async fn reset_in_the_middle_of_list_and_retr() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_while_an_encrypted_message_is_held_or_transformed() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     let (msgs, outs) = encrypted_mailbox();
     for i in 0..msgs.len() {
@@ -302,7 +303,7 @@ async fn reset_while_an_encrypted_message_is_held_or_transformed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_never_answers() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     // TCP accepted, but not one TLS byte back.
     let mute = FakeServer::start(Transport::Plain, |mut c| async move {
@@ -346,8 +347,7 @@ async fn a_server_that_never_answers() {
         f.timeouts.upstream_response = 1.0
     })
     .await;
-    let mut i = 0;
-    for script in [
+    for (i, script) in [
         vec![format!("USER {USER}"), "PASS wrong".into()],
         vec!["AUTH PLAIN".into(), "*".into()],
         vec![
@@ -355,7 +355,10 @@ async fn a_server_that_never_answers() {
             format!("PASS {PASSWORD}"),
             "RETR 1".into(),
         ],
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let mut c = proxy.client().await;
         assert_eq!(c.line().await, GREETING);
         for cmd in &script[..script.len() - 1] {
@@ -367,13 +370,12 @@ async fn a_server_that_never_answers() {
         assert_temp_error(&got, &script.join(", "));
         assert!(text(&got).contains("in time"), "{}", text(&got));
         no_quit_no_leak(&server, i, &proxy, &script.join(", ")).await;
-        i += 1;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_answers_one_byte_at_a_time() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     // One byte per tick, each in its own TLS record; the tick is under the
     // configured answer timeout, so everything must work, only slowly.
@@ -446,7 +448,7 @@ async fn endless(c: &mut ServerConn, head: &[u8], fill: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn endless_lines_and_answers_that_never_end() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     let server = FakeServer::start(tls(&ca), |mut c| async move {
         let mut st = Pop3State::default();
@@ -529,7 +531,7 @@ fn vm_kib(field: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_multi_gigabyte_message_streams_in_bounded_memory() {
-    let _g = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
+    let _g = EXCLUSIVE.write().await;
     // Each message is 256 MiB (4096 times max_message_size) by default, which
     // takes about 20 s in a debug build; POPCRYPT_HUGE_MIB=4096 streams 4 GiB.
     let total: usize = std::env::var("POPCRYPT_HUGE_MIB")
@@ -673,7 +675,7 @@ async fn a_multi_gigabyte_message_streams_in_bounded_memory() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bare_lf_nul_bytes_and_a_lone_dot_inside_a_message() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     let (enc, _) = encrypted_mailbox();
     // The PGP message with bare LF line ends and a NUL in its body.
@@ -757,7 +759,7 @@ async fn bare_lf_nul_bytes_and_a_lone_dot_inside_a_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_says_ok_to_everything() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     // "+OK" to every line, one line each, whatever the command.
     let server = FakeServer::start(tls(&ca), |mut c| async move {
@@ -818,7 +820,7 @@ async fn a_server_that_says_ok_to_everything() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_that_closes_after_dele() {
-    let _g = shared();
+    let _g = shared().await;
     let ca = TestCa::new("popcrypt test CA");
     // Closes cleanly right after its +OK; or without answering; or resets.
     for mode in 0..3 {
