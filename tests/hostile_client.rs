@@ -20,12 +20,13 @@ fn tls(ca: &TestCa) -> Transport {
 }
 
 /// A client that sends `data` one octet every `gap`, stopping when the
-/// proxy closes; returns everything the proxy sent meanwhile.
+/// proxy closes (or after 40 octets: a proxy without a limit fails the
+/// test instead of hanging it); returns everything the proxy sent.
 async fn dribble(c: &mut Client, data: &[u8], gap: Duration) -> Vec<u8> {
     use tokio::io::AsyncReadExt;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    for b in data.iter().cycle() {
+    for b in data.iter().cycle().take(40) {
         if !c.send([*b]).await {
             break;
         }
@@ -35,7 +36,9 @@ async fn dribble(c: &mut Client, data: &[u8], gap: Duration) -> Vec<u8> {
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
         }
     }
-    got.extend(c.read_to_close().await);
+    if !got.is_empty() {
+        got.extend(c.read_to_close().await);
+    }
     got
 }
 
@@ -675,4 +678,52 @@ async fn auth_abuse() {
         assert!(!rec.got_quit());
     }
     proxy.expect_no_sessions("AUTH abuse").await;
+}
+
+/// Regression: the proxy closed the client socket with the client's input
+/// still unread, so the kernel sent a reset and threw away what was still
+/// queued for the client: the end of the last answer and the `-ERR` saying
+/// why. Fixed in src/proxy/session.rs `close_client` (FIN first, then read
+/// and discard the client's input for a moment before closing).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_last_answer_and_the_error_survive_a_client_still_sending() {
+    let ca = TestCa::new("popcrypt test CA");
+    let server = standard_server(&ca).await;
+    let proxy = start_proxy(server.addr, &ca.pem(), |f| f.limits.max_command_line = 256).await;
+    let big = sample_mailbox()[2].clone();
+    let mut want = format!("+OK {} octets\r\n", big.len()).into_bytes();
+    want.extend_from_slice(&stuff(&expected_delivery(&big)));
+    want.extend_from_slice(b".\r\n");
+    for _ in 0..3 {
+        let mut c = proxy.client().await;
+        c.login().await;
+        let (mut r, mut w) = c.stream.into_split();
+        // A large answer, then an overlong line the client keeps sending.
+        let writer = tokio::spawn(async move {
+            let mut data = b"RETR 3\r\nRETR 3\r\nRETR 3\r\n".to_vec();
+            data.extend(vec![b'A'; 8 << 20]);
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut w, &data).await;
+            w
+        });
+        // The client is slow to read: the answers queue up in the proxy.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::io::AsyncReadExt::read_to_end(&mut r, &mut got),
+        )
+        .await
+        .expect("proxy never closed");
+        drop(writer.await);
+        let t = text(&got);
+        let ans = text(&want);
+        assert!(
+            t.starts_with(&ans.repeat(3))
+                && t[3 * ans.len()..].starts_with("-ERR popcrypt: command line longer than 256"),
+            "got {} octets, ending {:?}",
+            got.len(),
+            &t[t.len().saturating_sub(80)..]
+        );
+    }
+    proxy.expect_no_sessions("client still sending").await;
 }

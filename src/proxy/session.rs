@@ -73,20 +73,17 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
 
 /// End the client connection so that the last answer (often a `-ERR`
 /// saying why) is not lost: closing a socket with unread input makes the
-/// kernel send a reset, and a reset can discard data the client has not
-/// read yet. So: FIN first, then read and discard what the client still
-/// sends, bounded in time and octets, then close.
+/// kernel send a reset, which throws away whatever is still queued for the
+/// client. So: FIN first, then read and discard what the client still
+/// sends until it closes too or a second has passed, then close.
 pub(crate) async fn close_client(mut client: TcpStream) {
     const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-    const MAX_DISCARD: usize = 1 << 20;
     let _ = client.shutdown().await;
-    let mut sink = [0u8; 4096];
-    let mut discarded = 0;
+    let mut sink = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + LINGER;
-    while discarded < MAX_DISCARD {
-        match tokio::time::timeout_at(deadline, client.read(&mut sink)).await {
-            Ok(Ok(n)) if n > 0 => discarded += n,
-            _ => break,
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, client.read(&mut sink)).await {
+        if n == 0 {
+            break;
         }
     }
 }
