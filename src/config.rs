@@ -75,6 +75,10 @@ pub struct Timeouts {
     pub handshake: f64,
     /// How long a client may stay silent (RFC 1939: at least 10 minutes).
     pub client_idle: f64,
+    /// How long one command line (or SASL response) may take to arrive,
+    /// from its first octet to its line end: ends slowloris clients that
+    /// dribble a byte at a time to stay under the idle timeout.
+    pub command: f64,
     /// How long the mail server may take to send the next bytes of an answer.
     pub upstream_response: f64,
     /// How long a write to either side may block.
@@ -87,6 +91,7 @@ impl Default for Timeouts {
             connect: 30.0,
             handshake: 30.0,
             client_idle: 600.0,
+            command: 60.0,
             upstream_response: 120.0,
             write: 120.0,
         }
@@ -234,6 +239,7 @@ impl Config {
             ("connect", t.connect),
             ("handshake", t.handshake),
             ("client_idle", t.client_idle),
+            ("command", t.command),
             ("upstream_response", t.upstream_response),
             ("write", t.write),
         ] {
@@ -369,6 +375,8 @@ mod tests {
         assert_eq!(c.upstream_tls, UpstreamTls::Implicit);
         assert_eq!(c.upstream_server_name, "pop.example.org");
         assert_eq!(c.timeouts.client_idle, 600.0);
+        assert_eq!(c.timeouts.command, 60.0);
+        assert!(parse("upstream = \"h:995\"\n[timeouts]\ncommand = 0").is_err());
         assert!(parse("").is_err());
         assert!(parse("upstream = \"pop.example.org\"").is_err());
         let e = parse("upstream = \"pop.example.org:995\"\nlisten = \"0.0.0.0:1110\"").unwrap_err();

@@ -253,6 +253,12 @@ impl Engine {
         self.phase != Phase::Closed && self.pending.is_some() && !self.sasl_client_turn
     }
 
+    /// Octets received from the server and not yet consumed. Any left
+    /// while no answer is due were sent unasked.
+    pub fn upstream_buffered(&self) -> usize {
+        self.upstream_in.buffered()
+    }
+
     /// Whether the session has ended.
     pub fn is_closed(&self) -> bool {
         self.phase == Phase::Closed

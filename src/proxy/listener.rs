@@ -2,11 +2,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -16,17 +16,71 @@ use super::{session, Context};
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// Listen backlog (tokio's default is 1024).
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// How many connection tasks (sessions, and refusals still writing their
+/// `-ERR`) are alive. Cheap to clone; every clone sees the same count.
+#[derive(Debug, Clone, Default)]
+pub struct SessionCount(Arc<AtomicUsize>);
+
+impl SessionCount {
+    /// The number of live connection tasks right now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Count one task until the returned guard is dropped (also when the
+    /// task is aborted or panics, since dropping the future drops it).
+    fn enter(&self) -> LiveGuard {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        LiveGuard(self.0.clone())
+    }
+}
+
+struct LiveGuard(Arc<AtomicUsize>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// A bound proxy, ready to run.
 pub struct Proxy {
     listener: TcpListener,
     ctx: Arc<Context>,
+    live: SessionCount,
 }
 
 impl Proxy {
     /// Bind the listening socket.
     pub async fn bind(ctx: Arc<Context>) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind(ctx.config.listen).await?;
-        Ok(Proxy { listener, ctx })
+        let addr = ctx.config.listen;
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        // A burst of connections larger than the accept queue leaves
+        // clients whose handshake the kernel dropped waiting for SYN-ACK
+        // retransmissions (seconds, then minutes); a deep queue lets the
+        // accept loop refuse them promptly instead. The kernel caps it
+        // at net.core.somaxconn.
+        let listener = socket.listen(ACCEPT_BACKLOG)?;
+        Ok(Proxy {
+            listener,
+            ctx,
+            live: SessionCount::default(),
+        })
+    }
+
+    /// The live-session counter (take it before `run`, which consumes the
+    /// proxy); it drops back to zero once every session task has ended.
+    pub fn sessions(&self) -> SessionCount {
+        self.live.clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -56,15 +110,18 @@ impl Proxy {
                     };
                     let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
                     let span = tracing::info_span!("session", id, peer = %peer);
+                    let live = self.live.enter();
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         span.in_scope(|| tracing::warn!(limit, "too many sessions; refusing"));
                         sessions.spawn(async move {
+                            let _live = live;
                             let _ = write_all(
                                 &mut sock,
                                 b"-ERR [SYS/TEMP] popcrypt: too many sessions, try again later\r\n",
                                 Duration::from_secs(5),
                             )
                             .await;
+                            session::close_client(sock).await;
                         });
                         continue;
                     };
@@ -72,6 +129,7 @@ impl Proxy {
                     let stop = stop_rx.clone();
                     sessions.spawn(
                         async move {
+                            let _live = live;
                             tracing::info!("client connected");
                             session::run(sock, ctx, stop).await;
                             drop(permit);
@@ -79,7 +137,7 @@ impl Proxy {
                         .instrument(span),
                     );
                 }
-                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                Some(done) = sessions.join_next(), if !sessions.is_empty() => log_panic(done),
             }
         }
         tracing::info!(
@@ -87,12 +145,25 @@ impl Proxy {
             "shutting down: ending sessions without QUIT"
         );
         let _ = stop_tx.send(true);
-        let drain = async { while sessions.join_next().await.is_some() {} };
+        let drain = async {
+            while let Some(done) = sessions.join_next().await {
+                log_panic(done);
+            }
+        };
         if tokio::time::timeout(Duration::from_secs(10), drain)
             .await
             .is_err()
         {
             sessions.abort_all();
+        }
+    }
+}
+
+/// A session task that panicked took only its own session down; say so.
+fn log_panic(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            tracing::error!("a session task panicked; that session was dropped");
         }
     }
 }

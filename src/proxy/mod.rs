@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::message::Transformer;
 
-pub use listener::Proxy;
+pub use listener::{Proxy, SessionCount};
 
 /// What every session shares.
 pub struct Context {

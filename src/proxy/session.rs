@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::sleep;
+use tokio::time::{sleep, sleep_until, Instant};
 use zeroize::Zeroizing;
 
 use super::upstream::{self, write_all, Stream};
@@ -31,6 +31,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
                 write_limit,
             )
             .await;
+            close_client(client).await;
             return;
         }
     };
@@ -40,6 +41,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
             tracing::warn!(error = %e, "upstream unavailable; client told, nothing sent upstream");
             let line = format!("-ERR [SYS/TEMP] popcrypt: {e}\r\n");
             let _ = write_all(&mut client, line.as_bytes(), write_limit).await;
+            close_client(client).await;
             return;
         }
     };
@@ -67,6 +69,33 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
     // Dropping the server stream closes it without QUIT unless the client
     // sent one (which the engine forwarded).
     drop(server);
+    close_client(client).await;
+}
+
+/// End the client connection so that the last answer (often a `-ERR`
+/// saying why) is not lost: closing a socket with unread input makes the
+/// kernel send a reset, which throws away whatever is still queued for the
+/// client. So: FIN first, then read and discard what the client still
+/// sends until it closes too or a second has passed, then close.
+pub(crate) async fn close_client(mut client: TcpStream) {
+    const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+    let _ = client.shutdown().await;
+    let mut sink = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + LINGER;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, client.read(&mut sink)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Track whether the client has sent the start of a line that has not
+/// ended yet (the engine splits lines at LF), for the command timeout.
+fn ends_mid_line(chunk: &[u8], was_mid_line: bool) -> bool {
+    match chunk.iter().rposition(|&b| b == b'\n') {
+        Some(i) => i + 1 < chunk.len(),
+        None => was_mid_line || !chunk.is_empty(),
+    }
 }
 
 async fn relay(
@@ -84,6 +113,11 @@ async fn relay(
     let mut cbuf = Zeroizing::new(vec![0u8; READ_CHUNK]);
     let mut sbuf = Zeroizing::new(vec![0u8; READ_CHUNK]);
     let mut closing: Option<CloseReason> = None;
+    let command_limit = secs(cfg.timeouts.command);
+    // The client has sent part of a line; the deadline runs only while the
+    // proxy waits for the client (not while a pipelined command is served).
+    let mut mid_line = false;
+    let mut line_deadline: Option<Instant> = None;
     loop {
         while let Some(ev) = engine.next_event() {
             match ev {
@@ -116,13 +150,37 @@ async fn relay(
         if engine.is_closed() {
             continue;
         }
+        // popcrypt sends the server one command at a time, so octets left
+        // over once nothing is due were never asked for: a server out of
+        // step, or a message whose lone "." was not dot-stuffed. Whatever
+        // follows could be taken as the answer to the client's next
+        // command; end the session instead.
+        if !engine.awaiting_upstream() && engine.upstream_buffered() > 0 {
+            tracing::warn!("the mail server sent data nobody asked for; ending the session");
+            engine.abort("the mail server sent data nobody asked for, closing");
+            continue;
+        }
         let awaiting = engine.awaiting_upstream();
         let wants_client = engine.wants_client_input();
+        let waiting_for_client = wants_client && !awaiting;
+        if !(waiting_for_client && mid_line) {
+            line_deadline = None;
+        } else if line_deadline.is_none() {
+            line_deadline = Some(Instant::now() + command_limit);
+        }
+        let line_timer = line_deadline.unwrap_or_else(Instant::now);
         tokio::select! {
             r = client.read(&mut cbuf), if wants_client => match r {
                 Ok(0) | Err(_) => engine.client_eof(),
-                Ok(n) => engine.client_data(&cbuf[..n]),
+                Ok(n) => {
+                    mid_line = ends_mid_line(&cbuf[..n], mid_line);
+                    engine.client_data(&cbuf[..n]);
+                }
             },
+            _ = sleep_until(line_timer), if line_deadline.is_some() => {
+                tracing::info!("client command line not completed in time");
+                engine.abort("command not completed in time, closing");
+            }
             r = server.read(&mut sbuf), if awaiting => match r {
                 Ok(0) => engine.upstream_eof(),
                 Err(e) => {

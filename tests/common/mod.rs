@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use popcrypt::config::{Config, FileConfig, UpstreamTls};
 use popcrypt::message::Transformer;
-use popcrypt::proxy::{Context, Proxy};
+use popcrypt::proxy::{Context, Proxy, SessionCount};
 
 /// How long any single client read may take before the test fails.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -251,6 +251,8 @@ pub struct ServerConn {
     buf: Vec<u8>,
     records: Records,
     idx: usize,
+    /// The TCP socket under `io` (for [`ServerConn::reset`]).
+    fd: std::os::fd::RawFd,
 }
 
 impl ServerConn {
@@ -313,6 +315,48 @@ impl ServerConn {
                 }
             }
         }
+    }
+
+    /// Up to `max` raw bytes (what is buffered first, else one read); empty
+    /// once the peer closed. Counted in `bytes_received`, not in `lines`.
+    pub async fn read_some(&mut self, max: usize) -> Vec<u8> {
+        if self.buf.is_empty() {
+            let mut chunk = vec![0u8; max.max(1)];
+            match self.io.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    self.update(|r| r.peer_closed = true);
+                    return Vec::new();
+                }
+                Ok(n) => {
+                    self.update(|r| r.bytes_received += n);
+                    return chunk[..n].to_vec();
+                }
+            }
+        }
+        let n = max.min(self.buf.len());
+        self.buf.drain(..n).collect()
+    }
+
+    /// Abort the connection with a TCP reset (SO_LINGER 0, then close):
+    /// the peer sees ECONNRESET, not an orderly end. Recorded as the
+    /// handler being done.
+    pub fn reset(self) {
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: `fd` is the socket owned by `self.io`, still open here;
+        // the option only changes how the close below ends the connection.
+        unsafe {
+            libc::setsockopt(
+                self.fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(self);
     }
 
     /// Read (and record) lines until the peer closes.
@@ -426,12 +470,15 @@ async fn setup(
     recs: Records,
     idx: usize,
 ) -> Option<ServerConn> {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
     match transport {
         Transport::Plain => Some(ServerConn {
             io: Box::new(sock),
             buf: Vec::new(),
             records: recs,
             idx,
+            fd,
         }),
         Transport::Implicit(cfg) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
@@ -443,6 +490,7 @@ async fn setup(
                         buf: Vec::new(),
                         records: recs,
                         idx,
+                        fd,
                     })
                 }
                 Err(e) => {
@@ -494,6 +542,7 @@ async fn setup(
                         buf: Vec::new(),
                         records: recs,
                         idx,
+                        fd,
                     })
                 }
                 Err(e) => {
@@ -885,6 +934,8 @@ pub async fn standard_server(ca: &TestCa) -> FakeServer {
 /// The proxy running in-process.
 pub struct ProxyHandle {
     pub addr: SocketAddr,
+    /// The proxy's live-session counter.
+    pub sessions: SessionCount,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -899,7 +950,45 @@ pub async fn start_proxy(
     start_proxy_with(upstream, ca_pem, Transformer::new(), tune).await
 }
 
-/// [`start_proxy`] with a given transformer (e.g. one with keys).
+/// [`start_proxy`] with the OpenPGP and S/MIME keys of `tests/golden`
+/// loaded (the passphrase-protected OpenPGP key unlocked), so held
+/// messages really go through decryption and verification.
+pub async fn start_keyed_proxy(
+    upstream: SocketAddr,
+    ca_pem: &[u8],
+    tune: impl FnOnce(&mut FileConfig),
+) -> ProxyHandle {
+    start_proxy_with(upstream, ca_pem, keyed_transformer(1 << 20), tune).await
+}
+
+/// A transformer with every golden test key loaded, into a merged keys
+/// directory (openpgp/ from the OpenPGP suite, smime/ and trust/ from the
+/// S/MIME suite).
+pub fn keyed_transformer(max_plaintext: usize) -> Transformer {
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let dir = tempfile::tempdir().expect("temp keys dir");
+    let copy = |from: std::path::PathBuf, to: &str| {
+        let to = dir.path().join(to);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(&from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    };
+    copy(golden.join("openpgp/keys/openpgp"), "openpgp");
+    copy(golden.join("smime/keys/smime"), "smime");
+    copy(golden.join("smime/keys/trust"), "trust");
+    let pass = popcrypt::keys::PassphraseSource {
+        file: Some(golden.join("openpgp/keys/pp-user.passphrase")),
+        env: None,
+    };
+    let ring =
+        popcrypt::keys::Keyring::load_with(dir.path(), &pass, false).expect("load test keys");
+    assert!(!ring.is_empty(), "test keys loaded");
+    Transformer::with_keys(ring, max_plaintext)
+}
+
+/// [`start_proxy`] with a given transformer.
 pub async fn start_proxy_with(
     upstream: SocketAddr,
     ca_pem: &[u8],
@@ -907,6 +996,7 @@ pub async fn start_proxy_with(
     tune: impl FnOnce(&mut FileConfig),
 ) -> ProxyHandle {
     capture_logs();
+    count_panics();
     let mut file = FileConfig {
         listen: Some("127.0.0.1:0".into()),
         upstream: Some(format!("localhost:{}", upstream.port())),
@@ -920,12 +1010,14 @@ pub async fn start_proxy_with(
     let ctx = Context::new(config, transformer).expect("proxy context");
     let proxy = Proxy::bind(ctx).await.expect("bind proxy");
     let addr = proxy.local_addr().expect("proxy address");
+    let sessions = proxy.sessions();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(proxy.run(async move {
         let _ = rx.await;
     }));
     ProxyHandle {
         addr,
+        sessions,
         stop: Some(tx),
         task: Some(task),
     }
@@ -935,6 +1027,25 @@ impl ProxyHandle {
     /// A new client connection (greeting not yet read).
     pub async fn client(&self) -> Client {
         Client::connect(self.addr).await
+    }
+
+    /// Wait (bounded by [`SERVER_WAIT`]) until no session task is alive;
+    /// panics naming `what` if one still is (a leaked task).
+    /// Also fails if any runtime worker thread panicked so far (proxy or
+    /// fake server code: the tests' own assertions run on the test thread).
+    pub async fn expect_no_sessions(&self, what: &str) {
+        let deadline = tokio::time::Instant::now() + SERVER_WAIT;
+        loop {
+            let n = self.sessions.get();
+            if n == 0 {
+                assert_eq!(worker_panics(), 0, "{what}: a runtime worker panicked");
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{what}: {n} session task(s) still alive");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Complete the shutdown future and wait (bounded) for `run` to
@@ -1080,6 +1191,12 @@ impl Client {
         assert!(self.read_to_close().await.is_empty());
     }
 
+    /// Bytes already read from the socket but not yet handed out (before
+    /// reading `stream` directly).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
     pub async fn read_to_close(&mut self) -> Vec<u8> {
         while self.fill().await {}
         std::mem::take(&mut self.buf)
@@ -1094,6 +1211,36 @@ impl Client {
         let r = self.cmd(&format!("PASS {PASSWORD}")).await;
         assert!(r.starts_with("+OK"), "PASS: {r}");
     }
+}
+
+// ---------------------------------------------------------------- panics
+
+static WORKER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Install (once per test binary) a panic hook that counts panics on tokio
+/// runtime threads (session tasks, transforms, fake servers) and then runs
+/// the default hook. A panicking session task is otherwise invisible: the
+/// proxy only drops that session.
+pub fn count_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // "tokio-rt-worker" (tokio >= 1.50) or "tokio-runtime-worker".
+            if std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("tokio-r"))
+            {
+                WORKER_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            prev(info);
+        }));
+    });
+}
+
+/// Panics counted on runtime threads so far (see [`count_panics`]).
+pub fn worker_panics() -> usize {
+    WORKER_PANICS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 // --------------------------------------------------------------- logging
