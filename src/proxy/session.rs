@@ -199,13 +199,32 @@ async fn relay(
     }
 }
 
-/// Run the message transform off the async threads. A failure inside it
-/// still delivers the original message.
+/// Stack of the thread a transform runs on. The transform bounds MIME
+/// nesting before any recursive parser sees the bytes (`message::strict`);
+/// this leaves a wide margin over what the bounded depth needs (a 2 MiB
+/// stack suffices, see tests/golden_forgery.rs), so no message can overflow
+/// it and abort the proxy with every session in it.
+const TRANSFORM_STACK: usize = 64 << 20;
+
+/// Run the message transform off the async threads, on a thread of its own
+/// with a large stack. A failure inside it still delivers the original
+/// message.
 async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
     let raw = Arc::new(raw);
     let input = raw.clone();
     let t = ctx.transformer.clone();
-    match tokio::task::spawn_blocking(move || t.transform(&input)).await {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("popcrypt-transform".into())
+        .stack_size(TRANSFORM_STACK)
+        .spawn(move || {
+            let _ = tx.send(t.transform(&input));
+        });
+    let result = match spawned {
+        Ok(_) => rx.await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
         Ok((out, report)) => {
             // The verdicts only (first two tokens): the details name
             // addresses and subjects, which stay out of the logs.
