@@ -655,7 +655,9 @@ fn every_golden_case_is_handled() {
             && !name.contains("untrusted")
             && !name.contains("expired")
             && !name.contains("no-chain")
-            && (name.starts_with("sign") || name.contains("encrypt-then-sign"));
+            && (name.starts_with("sign")
+                || name.contains("encrypt-then-sign")
+                || name.contains("signed-inside"));
         assert_eq!(good, expect_good, "{name}: {s}");
     }
 }
