@@ -23,9 +23,11 @@
 //! A structure that cannot be read unambiguously (two different
 //! Content-Type fields, a boundary that is missing, duplicated or used as a
 //! line prefix, a lone CR in a header block, an encoded multipart, nesting
-//! deeper than [`MAX_DEPTH`]) is delivered as one `text/plain` rendering of
-//! the whole entity: a client may read it differently from popcrypt, so no
-//! part of it is offered for rendering.
+//! deeper than [`MAX_DEPTH`]), and one too costly to sanitize (more than
+//! [`MAX_PARTS`] parts, HTML nested deeper than [`MAX_HTML_DEPTH`]) is
+//! delivered as one `text/plain` rendering of the whole entity: a client may
+//! read it differently from popcrypt, so no part of it is offered for
+//! rendering.
 //!
 //! No I/O; no panics on any input.
 
@@ -37,6 +39,15 @@ use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 /// Deepest multipart / message nesting looked into; deeper is rendered as
 /// text.
 pub const MAX_DEPTH: usize = 16;
+
+/// HTML with more open elements than this at once, or more start tags than
+/// [`MAX_HTML_TAGS`], is not given to the sanitizer (the HTML tree builder
+/// spends time proportional to the nesting depth per element, so deep
+/// nesting is quadratic): the entity is rendered as text instead.
+pub const MAX_HTML_DEPTH: usize = 512;
+
+/// See [`MAX_HTML_DEPTH`].
+pub const MAX_HTML_TAGS: usize = 100_000;
 
 /// What [`defuse`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +80,8 @@ pub struct Defused {
 /// field with its CRLF; no blank line) and its body. `None` when nothing in
 /// it can load remote content: the caller delivers it unchanged.
 pub fn defuse(headers: &[u8], body: &[u8]) -> Option<Defused> {
-    let mut changed = false;
-    match entity(headers, body, "text/plain", 0, &[], &mut changed) {
+    let mut walk = Walk::default();
+    match entity(headers, body, "text/plain", 0, &[], &mut walk) {
         Ok(None) => None,
         Ok(Some((headers, body))) => Some(Defused {
             headers,
@@ -365,6 +376,14 @@ fn split_part(part: &[u8]) -> (&[u8], &[u8]) {
 
 // --- the walk ------------------------------------------------------------------
 
+/// The most MIME parts looked at in one entity; more is rendered as text.
+pub const MAX_PARTS: usize = 1000;
+
+#[derive(Default)]
+struct Walk {
+    parts: usize,
+}
+
 /// Defuse one entity. `Ok(None)`: unchanged. `Ok(Some((headers, body)))`:
 /// replaced. `bounds`: the boundaries of the enclosing multiparts.
 fn entity(
@@ -373,9 +392,10 @@ fn entity(
     default: &str,
     depth: usize,
     bounds: &[Vec<u8>],
-    changed: &mut bool,
+    walk: &mut Walk,
 ) -> Result<Option<(Vec<u8>, Vec<u8>)>, Ambiguous> {
-    if depth > MAX_DEPTH {
+    walk.parts += 1;
+    if depth > MAX_DEPTH || walk.parts > MAX_PARTS {
         return Err(Ambiguous);
     }
     let fields = fields(headers)?;
@@ -384,17 +404,13 @@ fn entity(
         Kind::Inert => Ok(None),
         Kind::Html => {
             let (h, b) = sanitize_part(&fields, &params, &cte, body, bounds)?;
-            *changed = true;
             Ok(Some((h, b)))
         }
-        Kind::Attach => {
-            *changed = true;
-            Ok(Some((as_attachment(&fields, &params), body.to_vec())))
-        }
+        Kind::Attach => Ok(Some((as_attachment(&fields, &params), body.to_vec()))),
         Kind::Message => {
             let (h, b) = split_part(body);
             Ok(
-                entity(h, b, "text/plain", depth + 1, bounds, changed)?.map(|(h, b)| {
+                entity(h, b, "text/plain", depth + 1, bounds, walk)?.map(|(h, b)| {
                     let mut inner = h;
                     inner.extend_from_slice(b"\r\n");
                     inner.extend_from_slice(&b);
@@ -416,8 +432,7 @@ fn entity(
             let mut any = false;
             for (s, e) in spans {
                 let (h, b) = split_part(&body[s..e]);
-                if let Some((nh, nb)) =
-                    entity(h, b, child_default, depth + 1, &inner_bounds, changed)?
+                if let Some((nh, nb)) = entity(h, b, child_default, depth + 1, &inner_bounds, walk)?
                 {
                     any = true;
                     out.extend_from_slice(&body[last..s]);
@@ -614,6 +629,51 @@ fn sanitizer() -> ammonia::Builder<'static> {
     b
 }
 
+/// Elements without an end tag.
+const VOID: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr", "keygen",
+];
+
+/// Whether HTML nests deeper than [`MAX_HTML_DEPTH`] or has more than
+/// [`MAX_HTML_TAGS`] start tags, estimated from the tags alone (an upper
+/// bound: elements the parser closes implicitly count as open).
+fn too_complex(html: &str) -> bool {
+    let b = html.as_bytes();
+    let (mut depth, mut tags) = (0usize, 0usize);
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] != b'<' {
+            i += 1;
+            continue;
+        }
+        if b[i + 1] == b'/' {
+            depth = depth.saturating_sub(1);
+            i += 2;
+            continue;
+        }
+        if !b[i + 1].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_alphanumeric() {
+            end += 1;
+        }
+        let name = html[start..end].to_ascii_lowercase();
+        tags += 1;
+        if !VOID.contains(&name.as_str()) {
+            depth += 1;
+        }
+        if depth > MAX_HTML_DEPTH || tags > MAX_HTML_TAGS {
+            return true;
+        }
+        i = end;
+    }
+    false
+}
+
 /// Sanitize HTML text (already decoded to Unicode).
 pub fn sanitize_html(html: &str) -> String {
     sanitizer().clean(html).to_string()
@@ -641,6 +701,9 @@ fn sanitize_part(
         encoding_rs::WINDOWS_1252
     });
     let (text, used, _) = enc.decode(&decoded);
+    if too_complex(&text) {
+        return Err(Ambiguous);
+    }
     let clean = sanitize_html(&text);
     let out_enc = used.output_encoding();
     let (bytes, _, _) = out_enc.encode(&clean);
@@ -932,6 +995,45 @@ mod tests {
         }
         let d = defuse(b"Content-Type: message/rfc822\r\n", &body).unwrap();
         assert_eq!(d.change, Change::AsText);
+        // Too many parts.
+        let mut many = Vec::new();
+        for _ in 0..MAX_PARTS {
+            many.extend_from_slice(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n");
+        }
+        many.extend_from_slice(b"--b--\r\n");
+        let d = defuse(b"Content-Type: multipart/mixed; boundary=b\r\n", &many).unwrap();
+        assert_eq!(d.change, Change::AsText);
+        many.drain(..b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n".len());
+        assert_eq!(
+            defuse(b"Content-Type: multipart/mixed; boundary=b\r\n", &many),
+            None
+        );
+    }
+
+    #[test]
+    fn deep_html_is_bounded() {
+        let h = b"Content-Type: text/html\r\n";
+        let nested = |n: usize| {
+            let mut html = "<div><span>".repeat(n);
+            html.push_str("<img src=//x.invalid/>deep");
+            html
+        };
+        // Within the bound: sanitized, on a thread with the default 2 MiB
+        // stack (as the proxy's blocking workers have).
+        let ok = std::thread::spawn(move || defuse(h, nested(MAX_HTML_DEPTH / 2 - 1).as_bytes()))
+            .join()
+            .expect("no stack overflow")
+            .unwrap();
+        assert_eq!(ok.change, Change::Sanitized);
+        assert!(s(&ok.body).contains("deep") && !s(&ok.body).contains("invalid"));
+        // Beyond it: never parsed, the whole entity is text.
+        let deep = defuse(h, nested(60_000).as_bytes()).unwrap();
+        assert_eq!(deep.change, Change::AsText);
+        let many = "<br>".repeat(MAX_HTML_TAGS + 1);
+        assert_eq!(defuse(h, many.as_bytes()).unwrap().change, Change::AsText);
+        // Void elements and closed elements do not add depth.
+        let flat = "<p>x<br><img src=y></p>".repeat(5_000);
+        assert!(!too_complex(&flat));
     }
 
     #[test]
