@@ -384,6 +384,9 @@ struct Walk {
     parts: usize,
 }
 
+/// A replaced entity: new header block (fields, no blank line) and body.
+type Replaced = (Vec<u8>, Vec<u8>);
+
 /// Defuse one entity. `Ok(None)`: unchanged. `Ok(Some((headers, body)))`:
 /// replaced. `bounds`: the boundaries of the enclosing multiparts.
 fn entity(
@@ -393,7 +396,7 @@ fn entity(
     depth: usize,
     bounds: &[Vec<u8>],
     walk: &mut Walk,
-) -> Result<Option<(Vec<u8>, Vec<u8>)>, Ambiguous> {
+) -> Result<Option<Replaced>, Ambiguous> {
     walk.parts += 1;
     if depth > MAX_DEPTH || walk.parts > MAX_PARTS {
         return Err(Ambiguous);
@@ -593,14 +596,12 @@ fn sanitizer() -> ammonia::Builder<'static> {
     let mut attrs: HashMap<&'static str, HashSet<&'static str>> = HashMap::new();
     attrs.insert("td", cell.clone());
     attrs.insert("th", cell);
-    for t in ["table"] {
-        attrs.insert(
-            t,
-            ["border", "cellpadding", "cellspacing", "width", "align"]
-                .into_iter()
-                .collect(),
-        );
-    }
+    attrs.insert(
+        "table",
+        ["border", "cellpadding", "cellspacing", "width", "align"]
+            .into_iter()
+            .collect(),
+    );
     for t in ["col", "colgroup"] {
         attrs.insert(t, ["span", "width", "align"].into_iter().collect());
     }
