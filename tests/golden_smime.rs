@@ -1102,3 +1102,55 @@ fn case_shapes() {
         assert!(msg.date().is_some(), "{name}: Date");
     }
 }
+
+/// CBC content whose structure a client may read differently from popcrypt
+/// (here a delimiter with trailing text, which some clients take as a
+/// delimiter and which hides an HTML part from a strict reader) is neither
+/// rendered as popcrypt reads it nor as the client might: the whole entity
+/// is delivered as one text/plain rendering. With AES-GCM the same entity
+/// is delivered as decrypted.
+#[test]
+fn ambiguous_cbc_structure_is_delivered_as_text() {
+    let entity = b"Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\n\
+                   Content-Type: text/plain\r\n\r\nhello\r\n--bContent-Type: text/html\r\n\r\n\
+                   <img src=\"http://x.attacker.invalid/\">\r\n--b--\r\n";
+    let mut recipients = Stack::new().unwrap();
+    recipients.push(demo_cert()).unwrap();
+    let build = |cipher: Cipher, smime_type: &str| {
+        let der = CmsContentInfo::encrypt(&recipients, entity, cipher, CMSOptions::BINARY)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let mut msg =
+            outer_headers("Alice Demo <alice@popcrypt.invalid>", "ambiguous", now()).into_bytes();
+        msg.extend_from_slice(
+            format!(
+                "Content-Type: application/pkcs7-mime; smime-type={smime_type}; \
+                 name=\"smime.p7m\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        msg.extend_from_slice(base64_lines(&der, "\r\n").as_bytes());
+        msg
+    };
+    let t = transformer();
+    let (out, report) = t.transform(&build(Cipher::aes_256_cbc(), "enveloped-data"));
+    assert_eq!(
+        report.encryption,
+        "smime; decrypted; algorithm=aes-256-cbc; integrity=none; html=as-text"
+    );
+    assert_eq!(
+        header_values(&out, "content-type"),
+        ["text/plain; charset=utf-8"]
+    );
+    let text = mail_parser::MessageParser::default().parse(&out).unwrap();
+    assert_eq!(text.parts.len(), 1, "one text part, nothing to render");
+    assert_eq!(
+        text.parts[0].contents(),
+        entity,
+        "the whole decrypted entity, as text"
+    );
+    let (out, report) = t.transform(&build(Cipher::aes_256_gcm(), "authEnveloped-data"));
+    assert_eq!(report.encryption, "smime; decrypted; algorithm=aes-256-gcm");
+    assert!(contains(&out, b"<img src=\"http://x.attacker.invalid/\">"));
+}
