@@ -21,7 +21,8 @@
 //!   directory, optionally the system store), and the certificate is valid at
 //!   the signing time (signingTime attribute, else now; a signingTime in the
 //!   future is rejected);
-//! - one verdict per SignerInfo; no SignerInfo is `Bad`; a multi-signer
+//! - one verdict per SignerInfo (a single `Bad` when there is none, or more
+//!   than [`MAX_SIGNER_INFOS`]); no SignerInfo is `Bad`; a multi-signer
 //!   message never yields a lone `Good` and a failure that OpenSSL cannot
 //!   attribute to one signer marks every signer;
 //! - detached signatures must not carry eContent, opaque ones must; the
@@ -1320,8 +1321,8 @@ fn bad(reason: impl Into<String>) -> SigVerdict {
 }
 
 /// Verify opaque SignedData (DER or BER) and return the encapsulated
-/// content (when present and within `cap`) with one verdict per SignerInfo.
-/// The content is returned whatever the verdicts: the caller shows it with
+/// content (when present and within `cap`) with one verdict per SignerInfo
+/// (one `Bad` for more than [`MAX_SIGNER_INFOS`]). The content is returned whatever the verdicts: the caller shows it with
 /// the verdict.
 pub fn verify_opaque(
     keys: &SmimeKeys,
