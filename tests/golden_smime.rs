@@ -77,6 +77,11 @@ fn expected(name: &str) -> Option<(Want, Want)> {
     // AuthEnvelopedData, or CBC with a good signature inside.
     let dec = |alg: &str| is(&format!("smime; decrypted; algorithm={alg}"));
     let good = || is(ALICE_GOOD);
+    let sanitized = |alg: &str| {
+        is(&format!(
+            "smime; decrypted; algorithm={alg}; integrity=none; html=sanitized"
+        ))
+    };
     Some(match name {
         "enveloped-aes128-cbc" | "enveloped-aes128-cbc-lf" | "enveloped-x-pkcs7-mime" => {
             (cbc("aes-128-cbc"), none())
@@ -159,6 +164,16 @@ fn expected(name: &str) -> Option<(Want, Want)> {
             cbc("aes-256-cbc"),
             is("none; outer=good; outer-signer=alice@popcrypt.invalid"),
         ),
+        // EFAIL: HTML decrypted without integrity and without a good
+        // signature inside is sanitized (README: "HTML without integrity").
+        "cbc-html-remote" | "efail-cbc-gadget-html" => (sanitized("aes-256-cbc"), none()),
+        "cbc-alternative-html" => (sanitized("aes-128-cbc"), none()),
+        // The IV gadget garbled the Content-Type field: text/plain, nothing
+        // to sanitize.
+        "efail-cbc-garbled-header" => (cbc("aes-256-cbc"), none()),
+        // Vouched for by a good signature inside, or authenticated: as sent.
+        "cbc-html-signed-inside" => (dec("aes-256-cbc"), good()),
+        "gcm-html-remote" => (dec("aes-256-gcm"), none()),
         _ => return None,
     })
 }
@@ -243,8 +258,9 @@ fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], repor
             "no application/pkcs7-mime entity left",
         );
         check(
-            header_values(out, "content-type").len() == 1,
-            "exactly one Content-Type field",
+            header_values(out, "content-type").len()
+                == usize::from(name != "efail-cbc-garbled-header"),
+            "exactly one Content-Type field (none where the gadget garbled it)",
         );
         check(
             header_values(out, "content-transfer-encoding").len() <= 1,
@@ -296,6 +312,9 @@ fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], repor
                 "the detached signature (the only CMS left) is delivered",
             );
         }
+        _ if name.contains("html") || name.starts_with("efail-") => {
+            html_checks(check, name, input, out)
+        }
         _ if decrypted || unwrapped => {
             let mut text = entity_body(marker);
             if name == "signed-opaque-tampered" {
@@ -322,6 +341,175 @@ fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], repor
     }
 }
 
+/// What can load something when a client renders it: none of this may
+/// remain in HTML delivered with `html=sanitized`.
+const REMOTE: &[&str] = &[
+    "src",
+    "href",
+    "url(",
+    "http",
+    "//",
+    "<img",
+    "<link",
+    "<meta",
+    "<base",
+    "<style",
+    "style=",
+    "background",
+    "action",
+    "poster",
+    "<iframe",
+    "<form",
+    "<input",
+    "<video",
+    "<source",
+    "<svg",
+    "attacker",
+    "a.test",
+];
+
+/// The parts of a message: (media type, decoded text, Content-Disposition).
+fn parts(msg: &[u8]) -> Vec<(String, String, String)> {
+    let m = MessageParser::default().parse(msg).expect("parses");
+    m.parts
+        .iter()
+        .map(|p| {
+            let disposition = p
+                .content_disposition()
+                .map(|d| {
+                    let file = d.attribute("filename").unwrap_or("");
+                    format!("{}; filename={file}", d.ctype())
+                })
+                .unwrap_or_default();
+            (
+                mime::mime_type(p),
+                p.text_contents().unwrap_or("").to_string(),
+                disposition,
+            )
+        })
+        .collect()
+}
+
+/// The EFAIL cases: HTML decrypted without integrity (sanitized) or with
+/// it (as sent).
+fn html_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8]) {
+    let ps = parts(out);
+    let html: Vec<&String> = ps
+        .iter()
+        .filter(|(t, ..)| t == "text/html")
+        .map(|(_, text, _)| text)
+        .collect();
+    let sanitized = !matches!(
+        name,
+        "cbc-html-signed-inside" | "gcm-html-remote" | "efail-cbc-garbled-header"
+    );
+    if sanitized {
+        check(!html.is_empty(), "an HTML part is delivered");
+        for h in &html {
+            for r in REMOTE {
+                check(
+                    !h.to_ascii_lowercase().contains(r),
+                    &format!("no {r:?} in the sanitized HTML"),
+                );
+            }
+        }
+        check(
+            ps.iter()
+                .all(|(t, ..)| !t.contains("svg") && !t.contains("xml")),
+            "no SVG or XML part left to render",
+        );
+    }
+    match name {
+        "cbc-html-remote" => {
+            let h = html.first().map_or("", |s| s.as_str());
+            for kept in [
+                "Hello Demo,",
+                "It is DEMO ONLY test data.",
+                "a link",
+                "Alice",
+            ] {
+                check(h.contains(kept), &format!("the text {kept:?} is kept"));
+            }
+        }
+        "cbc-alternative-html" => {
+            check(
+                ps.iter().any(|(t, text, _)| {
+                    t == "text/plain"
+                        && text.contains(
+                            "plain text keeps <img src=\"http://plain.attacker.invalid/\"> as text.",
+                        )
+                }),
+                "the text/plain alternative is delivered as it was",
+            );
+            let h = html.first().map_or("", |s| s.as_str());
+            check(
+                h.contains("Grüße, Demo!") && h.contains("Café DEMO ONLY test data."),
+                "the Latin-1 HTML text is kept",
+            );
+            check(
+                contains(out, b"Content-Type: text/html; charset=\"iso-8859-1\"\r\n")
+                    && contains(out, b"Content-Transfer-Encoding: quoted-printable\r\n"),
+                "the HTML part keeps its charset and transfer encoding",
+            );
+            check(
+                ps.iter().any(|(t, text, d)| {
+                    t == "application/octet-stream"
+                        && d == "attachment; filename=logo.svg"
+                        && text.contains("<svg")
+                }),
+                "the SVG is a non-inline octet-stream attachment, its bytes kept",
+            );
+        }
+        "efail-cbc-gadget-html" => {
+            // The case is a working gadget: decrypted as the client would
+            // have got it before, the secret is the image URL.
+            let ring = Keyring::load(&golden().join("keys"), &PassphraseSource::default()).unwrap();
+            let d = smime::decrypt(&ring.smime, &case_der(name), MAX_PLAINTEXT).unwrap();
+            let pt = &d.content;
+            let at = |n: &[u8]| pt.windows(n.len()).position(|w| w == n);
+            let (img, src, secret) = (
+                at(b"<img ignore=\""),
+                at(b"\" src=\"//a.test/"),
+                at(b"THE SECRET: the vault code is 4711-0815"),
+            );
+            check(
+                matches!((img, src, secret), (Some(a), Some(b), Some(c)) if a < b && b < c)
+                    && !pt[src.unwrap_or(0) + 9..secret.unwrap_or(0)].contains(&b'"'),
+                "the gadget puts <img ... src=\"//a.test/ before the secret",
+            );
+            let h = html.first().map_or("", |s| s.as_str());
+            // The secret was inside the src value: it goes with it.
+            check(
+                h.contains("Dear Demo,") && h.contains("-- Alice"),
+                "the text around the gadget is kept",
+            );
+        }
+        "efail-cbc-garbled-header" => {
+            check(
+                contains(out, b"\r\nContent-Tyqe: text/html; charset=utf-8\r\n")
+                    && header_values(out, "content-type").is_empty(),
+                "the garbled field is no Content-Type: the client shows text/plain",
+            );
+            check(
+                ps.iter().all(|(t, ..)| t == "text/plain"),
+                "nothing but text/plain",
+            );
+        }
+        "cbc-html-signed-inside" => check(
+            contains(out, b"<img src=\"http://img.attacker.invalid/pixel.gif\"")
+                && contains(out, b"Content-Type: application/pkcs7-signature"),
+            "a good signature inside vouches for the HTML: delivered as signed",
+        ),
+        "gcm-html-remote" => check(
+            body(out).starts_with(b"<html><head><base href=\"http://base.attacker.invalid/\">")
+                && contains(out, b"<img src=\"http://img.attacker.invalid/pixel.gif\""),
+            "authenticated HTML is delivered as sent",
+        ),
+        _ => check(false, "an HTML case without checks"),
+    }
+    let _ = input;
+}
+
 /// Cases whose `.out` and `.report` are written by hand because the
 /// transform got them wrong; `UPDATE_GOLDEN=1` never overwrites them.
 /// (Empty: `encrypt-then-sign` was here until `integrity=none` survived an
@@ -330,7 +518,7 @@ const HAND_WRITTEN: &[&str] = &[];
 
 #[test]
 fn golden_cases() {
-    Suite::new("smime", 28, HandWritten::OutAndReport(HAND_WRITTEN))
+    Suite::new("smime", 34, HandWritten::OutAndReport(HAND_WRITTEN))
         .print_reports()
         .run(&transformer(), expected, content_checks);
 }
@@ -920,4 +1108,56 @@ fn case_shapes() {
         }
         assert!(msg.date().is_some(), "{name}: Date");
     }
+}
+
+/// CBC content whose structure a client may read differently from popcrypt
+/// (here a delimiter with trailing text, which some clients take as a
+/// delimiter and which hides an HTML part from a strict reader) is neither
+/// rendered as popcrypt reads it nor as the client might: the whole entity
+/// is delivered as one text/plain rendering. With AES-GCM the same entity
+/// is delivered as decrypted.
+#[test]
+fn ambiguous_cbc_structure_is_delivered_as_text() {
+    let entity = b"Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\n\
+                   Content-Type: text/plain\r\n\r\nhello\r\n--bContent-Type: text/html\r\n\r\n\
+                   <img src=\"http://x.attacker.invalid/\">\r\n--b--\r\n";
+    let mut recipients = Stack::new().unwrap();
+    recipients.push(demo_cert()).unwrap();
+    let build = |cipher: Cipher, smime_type: &str| {
+        let der = CmsContentInfo::encrypt(&recipients, entity, cipher, CMSOptions::BINARY)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let mut msg =
+            outer_headers("Alice Demo <alice@popcrypt.invalid>", "ambiguous", now()).into_bytes();
+        msg.extend_from_slice(
+            format!(
+                "Content-Type: application/pkcs7-mime; smime-type={smime_type}; \
+                 name=\"smime.p7m\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        msg.extend_from_slice(base64_lines(&der, "\r\n").as_bytes());
+        msg
+    };
+    let t = transformer();
+    let (out, report) = t.transform(&build(Cipher::aes_256_cbc(), "enveloped-data"));
+    assert_eq!(
+        report.encryption,
+        "smime; decrypted; algorithm=aes-256-cbc; integrity=none; html=as-text"
+    );
+    assert_eq!(
+        header_values(&out, "content-type"),
+        ["text/plain; charset=utf-8"]
+    );
+    let text = mail_parser::MessageParser::default().parse(&out).unwrap();
+    assert_eq!(text.parts.len(), 1, "one text part, nothing to render");
+    assert_eq!(
+        text.parts[0].contents(),
+        entity,
+        "the whole decrypted entity, as text"
+    );
+    let (out, report) = t.transform(&build(Cipher::aes_256_gcm(), "authEnveloped-data"));
+    assert_eq!(report.encryption, "smime; decrypted; algorithm=aes-256-gcm");
+    assert!(contains(&out, b"<img src=\"http://x.attacker.invalid/\">"));
 }

@@ -684,7 +684,9 @@ fn every_golden_case_is_handled() {
             && !name.contains("untrusted")
             && !name.contains("expired")
             && !name.contains("no-chain")
-            && (name.starts_with("sign") || name.contains("encrypt-then-sign"));
+            && (name.starts_with("sign")
+                || name.contains("encrypt-then-sign")
+                || name.contains("signed-inside"));
         assert_eq!(good, expect_good, "{name}: {s}");
     }
 }
@@ -1093,4 +1095,207 @@ fn demo_mailbox_material() {
         "{}",
         summary(&ev)
     );
+}
+
+// --- bounded work ------------------------------------------------------------------
+
+/// One DER TLV at the start of `b`: (header length, content length).
+fn tlv(b: &[u8]) -> (usize, usize) {
+    let l = b[1] as usize;
+    if l < 0x80 {
+        return (2, l);
+    }
+    let n = l & 0x7f;
+    let len = b[2..2 + n]
+        .iter()
+        .fold(0usize, |a, &x| (a << 8) | x as usize);
+    (2 + n, len)
+}
+
+/// The TLVs inside a constructed value's content.
+fn children(content: &[u8]) -> Vec<&[u8]> {
+    let mut v = Vec::new();
+    let mut rest = content;
+    while !rest.is_empty() {
+        let (h, l) = tlv(rest);
+        v.push(&rest[..h + l]);
+        rest = &rest[h + l..];
+    }
+    v
+}
+
+fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The same SignedData with its (only) SignerInfo repeated `k` times, as a
+/// sender can write it: every copy is a valid signature.
+fn with_signer_copies(sig: &[u8], k: usize) -> Vec<u8> {
+    // OpenSSL's S/MIME output is BER (streamed); work on its DER.
+    let der = openssl::cms::CmsContentInfo::from_der(sig)
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let (h, l) = tlv(&der);
+    let ci = children(&der[h..h + l]);
+    let explicit = ci[1];
+    let (h, l) = tlv(explicit);
+    let sd = &explicit[h..h + l];
+    let (h, l) = tlv(sd);
+    let mut fields = children(&sd[h..h + l]);
+    let signer_set = fields.pop().unwrap();
+    assert_eq!(signer_set[0], 0x31, "signerInfos is the last SET");
+    let (h, l) = tlv(signer_set);
+    let signers = children(&signer_set[h..h + l]);
+    assert_eq!(signers.len(), 1);
+    let set = encode(0x31, &signers[0].repeat(k));
+    let mut sd_content: Vec<u8> = fields.concat();
+    sd_content.extend_from_slice(&set);
+    let sd = encode(0x30, &sd_content);
+    let mut ci_content = ci[0].to_vec();
+    ci_content.extend_from_slice(&encode(0xa0, &sd));
+    encode(0x30, &ci_content)
+}
+
+/// A signature with many SignerInfos costs no more than one with a few: at
+/// most `MAX_SIGNER_INFOS` are examined (more is `bad` before any check),
+/// and the complete OpenSSL verification runs once per message, not once
+/// per good signer (that made 1,000 copies of one SignerInfo cost ~10^6
+/// signer checks).
+#[test]
+fn signer_infos_are_capped_and_confirmed_once() {
+    let keys = demo_keys();
+    let (data, sig) = detached("signed-detached");
+    for k in [1, 2, smime::MAX_SIGNER_INFOS] {
+        let copies = with_signer_copies(&sig, k);
+        let before = smime::cms_verify_calls();
+        let v = verify_detached(&keys, &copies, &data);
+        let calls = smime::cms_verify_calls() - before;
+        assert_eq!(v.len(), k, "{k}: {v:?}");
+        for s in &v {
+            assert!(
+                matches!(s, SigVerdict::Good { emails, .. } if emails == &["alice@popcrypt.invalid"]),
+                "{k}: {v:?}"
+            );
+        }
+        // The signature check over all signers, then one confirmation.
+        assert_eq!(calls, 2, "{k} signers: CMS_verify calls");
+    }
+    for k in [smime::MAX_SIGNER_INFOS + 1, 1000] {
+        let copies = with_signer_copies(&sig, k);
+        let before = smime::cms_verify_calls();
+        let v = verify_detached(&keys, &copies, &data);
+        assert_eq!(
+            smime::cms_verify_calls() - before,
+            0,
+            "{k}: nothing checked"
+        );
+        assert_eq!(
+            v,
+            [SigVerdict::Bad {
+                reason: format!("too many signers: {k}")
+            }],
+            "{k}"
+        );
+    }
+    // Opaque signatures: the same cap.
+    let opaque = root_der(&case("signed-opaque"));
+    let copies = with_signer_copies(&opaque, smime::MAX_SIGNER_INFOS + 1);
+    let (content, v) = verify_opaque(&keys, &copies, CAP);
+    assert!(content.is_some());
+    assert!(
+        matches!(v.as_slice(), [SigVerdict::Bad { reason }] if reason == "too many signers: 9"),
+        "{v:?}"
+    );
+    // A tampered part with copies: still bad, and no confirmation needed.
+    let copies = with_signer_copies(&sig, 3);
+    let before = smime::cms_verify_calls();
+    let mut tampered = data.clone();
+    let at = tampered.len() - 3;
+    tampered[at] ^= 1;
+    let v = verify_detached(&keys, &copies, &tampered);
+    assert!(
+        v.len() == 3 && v.iter().all(|s| matches!(s, SigVerdict::Bad { .. })),
+        "{v:?}"
+    );
+    assert!(smime::cms_verify_calls() - before <= 2);
+}
+
+/// RecipientInfos for other people are skipped without a private-key
+/// operation: a message encrypted to 40 others with our certificate last
+/// decrypts with one try of our key, and one for others only is "not for
+/// us" with a bounded list of recipients.
+#[test]
+fn recipients_for_others_cost_no_key_operation() {
+    use openssl::cms::{CMSOptions, CmsContentInfo};
+    use openssl::stack::Stack;
+    use openssl::x509::X509;
+    let keys = demo_keys();
+    let cert = |pem: &str| X509::from_pem(&read(golden().join(pem))).unwrap();
+    let bob = cert("keys-private/bob.pem");
+    let mallory = cert("keys-private/mallory.pem");
+    let demo = cert("keys/smime/demo.pem");
+    let entity = b"Content-Type: text/plain\r\n\r\nforty recipients\r\n";
+    let build = |ours: bool| {
+        let mut st = Stack::new().unwrap();
+        for i in 0..40 {
+            st.push(if i % 2 == 0 {
+                bob.clone()
+            } else {
+                mallory.clone()
+            })
+            .unwrap();
+        }
+        if ours {
+            st.push(demo.clone()).unwrap();
+        }
+        CmsContentInfo::encrypt(
+            &st,
+            entity,
+            openssl::symm::Cipher::aes_256_cbc(),
+            CMSOptions::BINARY,
+        )
+        .unwrap()
+        .to_der()
+        .unwrap()
+    };
+    let der = build(true);
+    let before = smime::private_key_tries();
+    let d = decrypt(&keys, &der, CAP).expect("our certificate is the 41st recipient");
+    assert_eq!(d.content, entity);
+    assert_eq!(
+        smime::private_key_tries() - before,
+        1,
+        "only our named identity is tried"
+    );
+
+    let der = build(false);
+    match decrypt(&keys, &der, CAP) {
+        Err(SmimeError::NotRecipient { recipients }) => {
+            assert_eq!(recipients.len(), 9, "{recipients:?}");
+            assert_eq!(recipients[8], "and 32 more");
+            // DER sorts the SET: some order of bob's and mallory's.
+            assert!(
+                recipients[..8]
+                    .iter()
+                    .all(|r| r.ends_with("serial=1005") || r.ends_with("serial=2001")),
+                "{recipients:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
 }

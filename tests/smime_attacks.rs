@@ -28,3 +28,29 @@ fn two_signers_cannot_borrow_a_trusted_certificate() {
     assert!(report.signature.starts_with("smime; "), "{report:?}");
     assert!(out.ends_with(&raw), "the message passes unchanged");
 }
+
+/// 1,000 copies of one real, good SignerInfo (tests/golden/smime/regenerate.sh
+/// builds it with `openssl cms -sign` and 1,000 `-signer` options). Before
+/// the cap every good copy was confirmed by a CMS verification over all
+/// 1,000 (about 10^6 signer checks, minutes of CPU) and the verdict was
+/// `good`; now no SignerInfo is checked at all, and the message passes
+/// unchanged with the reason.
+#[test]
+fn a_thousand_signer_infos_are_not_examined() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/smime");
+    let ring = Keyring::load(&golden.join("keys"), &PassphraseSource::default()).unwrap();
+    let t = Transformer::with_keys(ring, 64 << 20);
+    let raw = popcrypt::pop3::response::crlf_lines(
+        &std::fs::read(golden.join("attacks/many-signers.eml")).unwrap(),
+    );
+    let before = popcrypt::message::smime::cms_verify_calls();
+    let (out, report) = t.transform(&raw);
+    assert_eq!(report.encryption, "none");
+    assert_eq!(report.signature, "smime; bad (too many signers: 1000)");
+    assert_eq!(
+        popcrypt::message::smime::cms_verify_calls() - before,
+        0,
+        "no CMS verification was run"
+    );
+    assert_eq!(out, popcrypt::message::annotate_message(&raw, &report));
+}

@@ -10,6 +10,7 @@
 //! message; a good signature whose signer does not match From is
 //! `from-mismatch`; anything that fails is delivered as the original bytes.
 
+pub mod defuse;
 pub mod mime;
 pub mod openpgp;
 pub mod report;
@@ -371,6 +372,17 @@ impl Transformer {
         if no_integrity && !vouched {
             encryption.push_str("; integrity=none");
         }
+        // EFAIL: nothing decrypted without integrity may load remote content.
+        let (mime_headers, body) = match (no_integrity && !vouched)
+            .then(|| defuse::defuse(&mime_headers, &body))
+            .flatten()
+        {
+            Some(d) => {
+                encryption.push_str(d.change.parameter());
+                (d.headers, d.body)
+            }
+            None => (mime_headers, body),
+        };
         let mut unwrapped = false;
         for n in &notes {
             match n {

@@ -21,13 +21,21 @@
 //!   directory, optionally the system store), and the certificate is valid at
 //!   the signing time (signingTime attribute, else now; a signingTime in the
 //!   future is rejected);
-//! - one verdict per SignerInfo; no SignerInfo is `Bad`; a multi-signer
+//! - one verdict per SignerInfo (a single `Bad` when there is none, or more
+//!   than [`MAX_SIGNER_INFOS`]); no SignerInfo is `Bad`; a multi-signer
 //!   message never yields a lone `Good` and a failure that OpenSSL cannot
 //!   attribute to one signer marks every signer;
 //! - detached signatures must not carry eContent, opaque ones must; the
 //!   signed content type must be id-data (eContent confusion);
-//! - MD5 and SHA-1 signatures are rejected by policy.
+//! - MD5 and SHA-1 signatures are rejected by policy;
+//! - bounded work for whatever a sender writes: at most
+//!   [`MAX_SIGNER_INFOS`] SignerInfos are examined (more is `Bad`), the
+//!   complete OpenSSL verification runs once per message (not once per
+//!   signer), and at most [`MAX_KEY_ATTEMPTS`] of our identities named as
+//!   recipients are tried with their private key (RecipientInfos naming
+//!   nobody of ours cost no private-key operation).
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -69,6 +77,54 @@ const OID_SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
 /// Seconds a signingTime may lie in the future (clock skew) before the
 /// signature is rejected.
 const FUTURE_SKEW_SECS: i64 = 3600;
+
+/// The most SignerInfos examined in one SignedData. Real mail has one (two
+/// when a message is signed with an RSA and an EC certificate); a signature
+/// with more is `bad (too many signers: N)` before any of them is checked.
+pub const MAX_SIGNER_INFOS: usize = 8;
+
+/// The most of our identities tried with their private key on one
+/// EnvelopedData (each try costs at most one private-key operation: OpenSSL
+/// uses the key only on a RecipientInfo that names the certificate).
+pub const MAX_KEY_ATTEMPTS: usize = 8;
+
+/// At most this many recipients are listed in a "not for us" error.
+const MAX_LISTED_RECIPIENTS: usize = 8;
+
+thread_local! {
+    static CMS_VERIFY_CALLS: Cell<u64> = const { Cell::new(0) };
+    static PRIVATE_KEY_TRIES: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count(c: &'static std::thread::LocalKey<Cell<u64>>) {
+    c.with(|c| c.set(c.get().saturating_add(1)));
+}
+
+/// How many OpenSSL `CMS_verify` calls (over all SignerInfos at once) this
+/// thread has made so far. For tests: the work done for one message is the
+/// difference before and after it (a good detached signature costs two:
+/// the signature check and the one complete confirmation).
+pub fn cms_verify_calls() -> u64 {
+    CMS_VERIFY_CALLS.with(Cell::get)
+}
+
+/// How many OpenSSL `CMS_decrypt` calls with one of our private keys this
+/// thread has made so far (see [`cms_verify_calls`]).
+pub fn private_key_tries() -> u64 {
+    PRIVATE_KEY_TRIES.with(Cell::get)
+}
+
+/// `CmsContentInfo::verify`, counted.
+fn cms_verify(
+    cms: &mut CmsContentInfo,
+    certs: &openssl::stack::StackRef<X509>,
+    store: Option<&openssl::x509::store::X509StoreRef>,
+    data: Option<&[u8]>,
+    flags: CMSOptions,
+) -> Result<(), ErrorStack> {
+    count(&CMS_VERIFY_CALLS);
+    cms.verify(Some(certs), store, data, None, flags)
+}
 
 fn oid_is(oid: &ObjectIdentifier, dotted: &str) -> bool {
     oid.to_string() == dotted
@@ -989,7 +1045,12 @@ pub fn decrypt(keys: &SmimeKeys, der: &[u8], cap: usize) -> Result<Decrypted, Sm
             "content encryption {name} is not supported by OpenSSL's CMS"
         )));
     }
-    let recipients = recipient_strings(&recip_infos);
+    let mut recipients = recipient_strings(&recip_infos);
+    if recipients.len() > MAX_LISTED_RECIPIENTS {
+        let more = recipients.len() - MAX_LISTED_RECIPIENTS;
+        recipients.truncate(MAX_LISTED_RECIPIENTS);
+        recipients.push(format!("and {more} more"));
+    }
     if let Some(ct) = &eci.encrypted_content {
         // Block-cipher and AEAD plaintext is never longer than the ciphertext.
         if ct.as_bytes().len() > cap.saturating_add(16) {
@@ -1008,22 +1069,36 @@ pub fn decrypt(keys: &SmimeKeys, der: &[u8], cap: usize) -> Result<Decrypted, Sm
     // Our identities named as recipients (read with the `cms` crate): OpenSSL
     // 3.0's CMS_decrypt returns an empty error queue when the key type fits
     // a RecipientInfo type but the certificate matches none, so "not for us"
-    // cannot be told from its errors alone.
+    // cannot be told from its errors alone. RecipientInfos for other people
+    // cost a comparison each, never a private-key operation; at most
+    // MAX_KEY_ATTEMPTS named identities are tried with their key.
+    let named_flags = named_recipients(&keys.identities, &recip_infos);
     let named: Vec<&Identity> = keys
         .identities
         .iter()
-        .filter(|id| is_named_recipient(&id.cert, &recip_infos))
+        .zip(&named_flags)
+        .filter(|(_, n)| **n)
+        .map(|(id, _)| id)
         .collect();
-    let others = keys
-        .identities
-        .iter()
-        .filter(|id| !named.iter().any(|n| std::ptr::eq(*n, *id)));
+    if named.len() > MAX_KEY_ATTEMPTS {
+        tracing::warn!(
+            named = named.len(),
+            tried = MAX_KEY_ATTEMPTS,
+            "more of our S/MIME identities are named as recipients than are tried"
+        );
+    }
+    // When our reading names none of them, OpenSSL's own certificate
+    // comparison (which may accept an encoding the `cms` crate refuses) gets
+    // one try per identity: it uses the key only on a RecipientInfo that
+    // names the certificate, so these tries cost no key operation otherwise.
+    let tries: Vec<(&Identity, bool)> = if named.is_empty() {
+        keys.identities.iter().map(|id| (id, false)).collect()
+    } else {
+        named.iter().map(|id| (*id, true)).collect()
+    };
     let mut first_error: Option<(String, ErrorStack)> = None;
-    for (id, named) in named
-        .iter()
-        .map(|id| (*id, true))
-        .chain(others.map(|id| (id, false)))
-    {
+    for (id, named) in tries.into_iter().take(MAX_KEY_ATTEMPTS) {
+        count(&PRIVATE_KEY_TRIES);
         match parsed.ossl.decrypt(&id.key, &id.cert) {
             Ok(content) => {
                 if content.len() > cap {
@@ -1054,26 +1129,91 @@ pub fn decrypt(keys: &SmimeKeys, der: &[u8], cap: usize) -> Result<Decrypted, Sm
     }
 }
 
-fn is_named_recipient(cert: &X509Ref, infos: &[RecipientInfo]) -> bool {
-    infos.iter().any(|ri| match ri {
-        RecipientInfo::Ktri(k) => match &k.rid {
-            RecipientIdentifier::IssuerAndSerialNumber(ias) => {
-                cert_matches_issuer_serial(cert, ias)
+/// How one of our certificates is named in a RecipientInfo, read once.
+struct OwnName<'a> {
+    cert: &'a X509Ref,
+    /// The serial number's content octets as encoded (see
+    /// [`cert_matches_issuer_serial`]); None when the `cms` crate cannot read
+    /// the certificate.
+    serial: Option<Vec<u8>>,
+}
+
+fn own_name(cert: &X509Ref) -> OwnName<'_> {
+    let serial = cert
+        .to_der()
+        .ok()
+        .and_then(|der| cms::cert::x509::Certificate::from_der(&der).ok())
+        .map(|c| c.tbs_certificate.serial_number.as_bytes().to_vec());
+    OwnName { cert, serial }
+}
+
+/// One recipient identifier, with its issuer parsed by OpenSSL once.
+enum Rid {
+    IssuerSerial(Option<openssl::x509::X509Name>, Vec<u8>),
+    Ski(Vec<u8>),
+}
+
+impl Rid {
+    fn names(&self, own: &OwnName<'_>) -> bool {
+        match self {
+            Rid::IssuerSerial(Some(issuer), serial) => {
+                own.serial.as_deref() == Some(serial.as_slice())
+                    && own
+                        .cert
+                        .issuer_name()
+                        .try_cmp(issuer)
+                        .is_ok_and(|o| o == std::cmp::Ordering::Equal)
             }
-            RecipientIdentifier::SubjectKeyIdentifier(ski) => {
-                cert_matches_ski(cert, ski.0.as_bytes())
+            Rid::IssuerSerial(None, _) => false,
+            Rid::Ski(ski) => cert_matches_ski(own.cert, ski),
+        }
+    }
+}
+
+fn rids(ri: &RecipientInfo) -> Vec<Rid> {
+    let ias = |ias: &cms::cert::IssuerAndSerialNumber| {
+        Rid::IssuerSerial(
+            x509_name_from(&ias.issuer),
+            ias.serial_number.as_bytes().to_vec(),
+        )
+    };
+    match ri {
+        RecipientInfo::Ktri(k) => vec![match &k.rid {
+            RecipientIdentifier::IssuerAndSerialNumber(i) => ias(i),
+            RecipientIdentifier::SubjectKeyIdentifier(ski) => Rid::Ski(ski.0.as_bytes().to_vec()),
+        }],
+        RecipientInfo::Kari(k) => k
+            .recipient_enc_keys
+            .iter()
+            .map(|rek| match &rek.rid {
+                KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(i) => ias(i),
+                KeyAgreeRecipientIdentifier::RKeyId(r) => {
+                    Rid::Ski(r.subject_key_identifier.0.as_bytes().to_vec())
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// For each identity, whether some RecipientInfo names its certificate. One
+/// pass over the RecipientInfos; each identifier is read once.
+fn named_recipients(identities: &[Identity], infos: &[RecipientInfo]) -> Vec<bool> {
+    let own: Vec<OwnName<'_>> = identities.iter().map(|id| own_name(&id.cert)).collect();
+    let mut named = vec![false; own.len()];
+    for ri in infos {
+        if named.iter().all(|n| *n) {
+            break;
+        }
+        for rid in rids(ri) {
+            for (o, n) in own.iter().zip(named.iter_mut()) {
+                if !*n && rid.names(o) {
+                    *n = true;
+                }
             }
-        },
-        RecipientInfo::Kari(k) => k.recipient_enc_keys.iter().any(|rek| match &rek.rid {
-            KeyAgreeRecipientIdentifier::IssuerAndSerialNumber(ias) => {
-                cert_matches_issuer_serial(cert, ias)
-            }
-            KeyAgreeRecipientIdentifier::RKeyId(r) => {
-                cert_matches_ski(cert, r.subject_key_identifier.0.as_bytes())
-            }
-        }),
-        _ => false,
-    })
+        }
+    }
+    named
 }
 
 fn classify_decrypt_error(
@@ -1181,8 +1321,8 @@ fn bad(reason: impl Into<String>) -> SigVerdict {
 }
 
 /// Verify opaque SignedData (DER or BER) and return the encapsulated
-/// content (when present and within `cap`) with one verdict per SignerInfo.
-/// The content is returned whatever the verdicts: the caller shows it with
+/// content (when present and within `cap`) with one verdict per SignerInfo
+/// (one `Bad` for more than [`MAX_SIGNER_INFOS`]). The content is returned whatever the verdicts: the caller shows it with
 /// the verdict.
 pub fn verify_opaque(
     keys: &SmimeKeys,
@@ -1305,6 +1445,11 @@ fn verify_signed(
     if n == 0 {
         return vec![bad("no signer (the signature holds no SignerInfo)")];
     }
+    if n > MAX_SIGNER_INFOS {
+        // Nothing is checked: the cost of a signature must not grow with
+        // what the sender writes.
+        return vec![bad(format!("too many signers: {n}"))];
+    }
     let all = |v: SigVerdict| vec![v; n];
     let eci = &sd.encap;
     if !oid_is(&eci.econtent_type, OID_DATA) {
@@ -1371,14 +1516,11 @@ fn verify_signed(
     // 1. The signature mathematics, for all signers at once.
     let flags = CMSOptions::BINARY | CMSOptions::NO_SIGNER_CERT_VERIFY;
     let mut data_used: Option<Vec<u8>> = detached.map(|d| d.to_vec());
-    let mut math = ossl.verify(Some(&certs_stack), None, data_used.as_deref(), None, flags);
+    let mut math = cms_verify(&mut ossl, &certs_stack, None, data_used.as_deref(), flags);
     if math.is_err() {
         if let Some(canon) = detached.and_then(canonical_crlf) {
             if let Ok(mut again) = CmsContentInfo::from_der(parsed.raw) {
-                if again
-                    .verify(Some(&certs_stack), None, Some(&canon), None, flags)
-                    .is_ok()
-                {
+                if cms_verify(&mut again, &certs_stack, None, Some(&canon), flags).is_ok() {
                     math = Ok(());
                     data_used = Some(canon);
                 }
@@ -1458,27 +1600,41 @@ fn verify_signed(
         verdicts.push(chain_verdict(keys, cert, &untrusted, at, f.time));
     }
 
-    // 3. Every good signer is confirmed with OpenSSL's complete CMS_verify
+    // 3. The good signers are confirmed with OpenSSL's complete CMS_verify
     // (chain, purpose, time and signature of every signer, with the
-    // certificates OpenSSL itself picks) in one call: with several signers,
-    // our per-signer view and OpenSSL's could otherwise disagree.
-    for i in 0..n {
-        if let (SigVerdict::Good { .. }, Some(cert)) = (&verdicts[i], &facts[i].cert) {
-            let at = facts[i].time.unwrap_or(now);
-            let confirmed = keys.store_at(at).and_then(|store| {
-                let mut fresh = CmsContentInfo::from_der(parsed.raw)?;
-                fresh.verify(
-                    Some(&certs_stack),
-                    Some(&store),
-                    data_used.as_deref(),
-                    None,
-                    CMSOptions::BINARY,
-                )
-            });
-            if let Err(e) = confirmed {
-                tracing::warn!(signer = %name_string(cert.subject_name()), error = %reasons(&e),
-                    "CMS_verify disagrees with the per-signer checks");
-                verdicts[i] = bad(format!("the signature does not verify: {}", reasons(&e)));
+    // certificates OpenSSL itself picks): with several signers, our
+    // per-signer view and OpenSSL's could otherwise disagree. One call
+    // covers every signer, so it runs once per message: the store verifies
+    // as of one time, the good signers' signingTime (or now). Signers with
+    // different signing times (not seen in real mail) are confirmed once
+    // per distinct time, at most MAX_SIGNER_INFOS calls.
+    let mut times: Vec<i64> = Vec::new();
+    for (v, f) in verdicts.iter().zip(&facts) {
+        let at = f.time.unwrap_or(now);
+        if matches!(v, SigVerdict::Good { .. }) && !times.contains(&at) {
+            times.push(at);
+        }
+    }
+    for at in times {
+        let confirmed = keys.store_at(at).and_then(|store| {
+            let mut fresh = CmsContentInfo::from_der(parsed.raw)?;
+            cms_verify(
+                &mut fresh,
+                &certs_stack,
+                Some(&store),
+                data_used.as_deref(),
+                CMSOptions::BINARY,
+            )
+        });
+        if let Err(e) = confirmed {
+            for (v, f) in verdicts.iter_mut().zip(&facts) {
+                if matches!(v, SigVerdict::Good { .. }) && f.time.unwrap_or(now) == at {
+                    if let Some(cert) = &f.cert {
+                        tracing::warn!(signer = %name_string(cert.subject_name()), error = %reasons(&e),
+                            "CMS_verify disagrees with the per-signer checks");
+                    }
+                    *v = bad(format!("the signature does not verify: {}", reasons(&e)));
+                }
             }
         }
     }

@@ -6,6 +6,9 @@
 #   ./regenerate.sh              reuse the committed keys; rebuild cases/
 #   ./regenerate.sh --new-keys   ALSO create brand-new keys and certificates
 #                                (every certificate, serial and case changes)
+#   ONLY='efail-*' ./regenerate.sh   rebuild only the cases whose name matches
+#                                the glob (and attacks/ with ONLY=attacks);
+#                                other cases and the demo mailbox stay as they are
 #
 # Keys are created when missing or with --new-keys. Everything here is
 # published with the source code: DEMO ONLY, never use for real mail.
@@ -220,8 +223,13 @@ sign() { # signer-pem [extra options...] < entity > S/MIME entity (detached mult
   openssl cms -sign -binary -crlfeol -md sha256 -signer "$signer" "$@" | crlf
 }
 
-mkdir -p "$cases"; rm -f "$cases"/*.eml
-c() { echo "$cases/$1.eml"; }
+ONLY=${ONLY:-}
+mkdir -p "$cases"; [ -n "$ONLY" ] || rm -f "$cases"/*.eml
+# The file a case is written to (/dev/null when ONLY excludes it).
+c() {
+  # shellcheck disable=SC2053
+  if [ -z "$ONLY" ] || [[ $1 == $ONLY ]]; then echo "$cases/$1.eml"; else echo /dev/null; fi
+}
 
 # --- enveloped-data ----------------------------------------------------------
 entity enveloped-aes128-cbc | encrypt -aes128 "$DEMO_CRT" |
@@ -321,6 +329,129 @@ entity sign-opaque-then-encrypt | sign "$ALICE_PEM" -certfile "$ICA" -nodetach |
   mail sign-opaque-then-encrypt "$ALICE" "$DEMO" "S/MIME opaque-signed, then encrypted (GCM)" >"$(c sign-opaque-then-encrypt)"
 entity encrypt-then-sign | encrypt -aes256 "$DEMO_CRT" | sign "$ALICE_PEM" -certfile "$ICA" |
   mail encrypt-then-sign "$ALICE" "$DEMO" "S/MIME encrypted, then signed" >"$(c encrypt-then-sign)"
+
+# --- EFAIL: HTML decrypted without integrity -----------------------------------
+# What Outlook sends: HTML, AES-CBC, no signature. A client renders it; the
+# transform must deliver it without anything that reaches the network.
+html_entity() { # case-name (an HTML page full of remote references, CRLF)
+  crlf <<EOF
+Content-Type: text/html; charset=utf-8
+Content-Transfer-Encoding: 7bit
+
+<html><head><base href="http://base.attacker.invalid/">
+<meta http-equiv="refresh" content="5; url=http://refresh.attacker.invalid/">
+<link rel="stylesheet" href="http://css.attacker.invalid/s.css">
+<style>@import url(http://import.attacker.invalid/); body { background: url("http://bg.attacker.invalid/") }</style>
+</head><body background="http://body.attacker.invalid/" style="background-image: url(http://style.attacker.invalid/)">
+<p>Hello Demo,</p>
+<p>this is the popcrypt S/MIME test message "$1" (HTML). <img src="http://img.attacker.invalid/pixel.gif" srcset="http://srcset.attacker.invalid/ 2x" alt="pixel">
+<a href="http://link.attacker.invalid/?q=1">a link</a></p>
+<table background="http://table.attacker.invalid/"><tr><td style="background:url(//td.attacker.invalid/)">It is DEMO ONLY test data.</td></tr></table>
+<form action="http://form.attacker.invalid/"><input type="image" src="http://input.attacker.invalid/"></form>
+<iframe src="http://iframe.attacker.invalid/"></iframe><video poster="http://poster.attacker.invalid/"><source src="http://video.attacker.invalid/"></video>
+<p>-- <br>Alice</p>
+</body></html>
+EOF
+}
+html_entity cbc-html-remote | encrypt -aes256 "$DEMO_CRT" |
+  mail cbc-html-remote "$ALICE" "$DEMO" "S/MIME enveloped HTML (AES-256-CBC) with remote references" >"$(c cbc-html-remote)"
+html_entity gcm-html-remote | encrypt -aes-256-gcm "$DEMO_CRT" |
+  mail gcm-html-remote "$ALICE" "$DEMO" "S/MIME authEnveloped HTML (AES-256-GCM): integrity protected" >"$(c gcm-html-remote)"
+html_entity cbc-html-signed-inside | sign "$ALICE_PEM" -certfile "$ICA" | encrypt -aes256 "$DEMO_CRT" |
+  mail cbc-html-signed-inside "$ALICE" "$DEMO" "S/MIME signed HTML, then encrypted (AES-256-CBC)" >"$(c cbc-html-signed-inside)"
+# multipart/mixed { multipart/alternative { text/plain, text/html (QP, Latin-1) }, image/svg+xml }
+crlf <<'EOF' | encrypt -aes128 "$DEMO_CRT" |
+Content-Type: multipart/mixed; boundary="mixed-b"
+
+This is a multi-part message in MIME format.
+--mixed-b
+Content-Type: multipart/alternative; boundary="alt-b"
+
+--alt-b
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 7bit
+
+Hello Demo, plain text keeps <img src="http://plain.attacker.invalid/"> as text.
+--alt-b
+Content-Type: text/html; charset=iso-8859-1
+Content-Transfer-Encoding: quoted-printable
+
+<html><body><p>Gr=FC=DFe, Demo! <img src=3D"http://qp.attacker.invalid/x.g=
+if"></p><p style=3D"background:url(http://qpstyle.attacker.invalid/)">Caf=E9=
+ DEMO ONLY test data.</p></body></html>
+--alt-b--
+--mixed-b
+Content-Type: image/svg+xml; name="logo.svg"
+Content-Disposition: inline; filename="logo.svg"
+
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"><image xlink:href="http://svg.attacker.invalid/"/></svg>
+--mixed-b--
+EOF
+  mail cbc-alternative-html "$ALICE" "$DEMO" "S/MIME enveloped alternative + SVG (AES-128-CBC)" >"$(c cbc-alternative-html)"
+
+# Real CBC gadgets (EFAIL): the plaintext of the first block is known (this
+# script wrote it), so whoever has only the ciphertext can build chosen
+# blocks from (IV, C0) and put them anywhere. efail_gadget.py does what the
+# paper describes; each try is decrypted with the demo key and kept only
+# when the garbage blocks do not break the exfiltrating <img>.
+secret_entity() {
+  crlf <<'EOF'
+Content-Type: text/html; charset=utf-8
+Content-Transfer-Encoding: 7bit
+
+<html><body><p>Dear Demo,</p><p>................................THE SECRET: the vault code is 4711-0815, do not share it.</p><div title="end">-- Alice</div></body></html>
+EOF
+}
+DEMO_PEM="$keys/smime/demo.pem"
+gadget() { # case-name mode subject
+  local name=$1 mode=$2 subject=$3 try
+  [ "$(c "$name")" = /dev/null ] && return 0
+  for try in $(seq 1 64); do
+    secret_entity >"$tmp/secret.txt"
+    openssl cms -encrypt -binary -aes-256-cbc -outform DER -in "$tmp/secret.txt" "$DEMO_CRT" >"$tmp/secret.der"
+    python3 "$here/efail_gadget.py" "$mode" "$tmp/secret.der" "$tmp/secret.txt" "$tmp/gadget.der"
+    openssl cms -decrypt -binary -inform DER -in "$tmp/gadget.der" -recip "$DEMO_PEM" -out "$tmp/gadget.txt" 2>/dev/null || continue
+    if python3 "$here/efail_gadget.py" "check-$mode" "$tmp/gadget.txt"; then
+      {
+        printf 'MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data; name="smime.p7m"\r\n'
+        printf 'Content-Disposition: attachment; filename="smime.p7m"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        openssl base64 -in "$tmp/gadget.der" | crlf
+      } | mail "$name" "$ALICE" "$DEMO" "$subject" >"$(c "$name")"
+      return 0
+    fi
+  done
+  echo "$name: no usable gadget in 64 tries" >&2
+  return 1
+}
+gadget efail-cbc-gadget-html exfiltrate "EFAIL: CBC gadgets put an img src before the secret"
+gadget efail-cbc-garbled-header garble "EFAIL: the IV changed, the Content-Type field garbled"
+
+# --- attacks/: work bounded by the cap, not by the sender -------------------------
+if [ -z "$ONLY" ] || [ "$ONLY" = attacks ]; then
+  # 1,000 copies of one real SignerInfo (Alice's, no signed attributes,
+  # signer named by key id: ~320 octets each). Before the cap, every good
+  # copy was re-confirmed by a CMS verification over all 1,000.
+  openssl x509 -in "$ALICE_PEM" -out "$tmp/alice.crt"
+  cat "$tmp/alice.crt" "$ICA" >"$tmp/alice-chain.pem"
+  signers=()
+  for _ in $(seq 1 1000); do signers+=(-signer "$ALICE_PEM"); done
+  crlf <<'EOF' >"$tmp/many.txt"
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 7bit
+
+Hello Demo,
+
+one signed text, 1,000 SignerInfos.
+EOF
+  openssl cms -sign -binary -crlfeol -md sha256 -nocerts -noattr -keyid "${signers[@]}" \
+    -certfile "$tmp/alice-chain.pem" -in "$tmp/many.txt" | crlf |
+    mail many-signers "$ALICE" "$DEMO" "S/MIME signed, 1,000 SignerInfos" >"$here/attacks/many-signers.eml"
+fi
+
+if [ -n "$ONLY" ]; then
+  echo "wrote the cases matching $ONLY" >&2
+  exit 0
+fi
 
 # --- the demo mailbox (popcrypt demo) -----------------------------------------
 mkdir -p "$demo/smime" "$demo/trust" "$demo/samples"
