@@ -4,7 +4,9 @@
 //! no integrity failure releases plaintext, and no ciphertext embedded in an
 //! attacker's message is decrypted into it.
 
-use std::io::Write;
+#[path = "support/corpora.rs"]
+mod corpora_env;
+use corpora_env::{corpora, corpora_available};
 use std::path::PathBuf;
 
 use popcrypt::keys::{Keyring, PassphraseSource};
@@ -12,35 +14,6 @@ use popcrypt::message::{annotate_message, Report, Transformer};
 
 /// The published corpora are not part of the repository: `POPCRYPT_CORPORA`
 /// names their folder (`.ci/run` sets it when `../shared/corpora` exists).
-/// `None` when it is unset or empty; a value that is not a folder fails.
-fn corpora_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(std::env::var_os("POPCRYPT_CORPORA").filter(|v| !v.is_empty())?);
-    assert!(
-        p.is_dir(),
-        "POPCRYPT_CORPORA={} is not a folder (it names the published test corpora)",
-        p.display()
-    );
-    Some(p)
-}
-
-fn corpora() -> PathBuf {
-    corpora_dir().expect("POPCRYPT_CORPORA is checked by corpora_available()")
-}
-
-/// Whether this test can run. When the corpora are not there it says so on
-/// stderr, past the test harness's output capture, and the test returns
-/// (`scripts/test.sh` lists the suite as not run in its closing summary).
-fn corpora_available() -> bool {
-    if corpora_dir().is_some() {
-        return true;
-    }
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("?");
-    // One write, so the line is not interleaved with the harness's output.
-    let line = format!("corpora_openpgp::{test}: not run: POPCRYPT_CORPORA is not set\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    false
-}
 
 fn keyring(files: &[&str]) -> Keyring {
     let dir = tempfile::tempdir().unwrap();
@@ -136,7 +109,7 @@ fn good(s: &Seen) -> bool {
 
 #[test]
 fn covert_content_attacks_never_decrypt_embedded_ciphertext() {
-    if !corpora_available() {
+    if !corpora_available("corpora_openpgp") {
         return;
     }
     let t = Transformer::with_keys(
@@ -165,7 +138,7 @@ fn covert_content_attacks_never_decrypt_embedded_ciphertext() {
 
 #[test]
 fn johnny_you_are_fired_spoofs_never_get_good() {
-    if !corpora_available() {
+    if !corpora_available("corpora_openpgp") {
         return;
     }
     let t = Transformer::with_keys(
@@ -211,7 +184,7 @@ fn johnny_you_are_fired_spoofs_never_get_good() {
 
 #[test]
 fn thunderbird_efail_set() {
-    if !corpora_available() {
+    if !corpora_available("corpora_openpgp") {
         return;
     }
     let t = Transformer::with_keys(
@@ -250,7 +223,7 @@ fn thunderbird_efail_set() {
 
 #[test]
 fn thunderbird_openpgp_mail() {
-    if !corpora_available() {
+    if !corpora_available("corpora_openpgp") {
         return;
     }
     let keys = "thunderbird-comm-central/openpgp/keys/";
@@ -333,7 +306,7 @@ fn thunderbird_openpgp_mail() {
 
 #[test]
 fn ccs2020_aead_mails_release_nothing() {
-    if !corpora_available() {
+    if !corpora_available("corpora_openpgp") {
         return;
     }
     let t = Transformer::with_keys(

@@ -16,7 +16,9 @@
 //! The RFC 9216 examples are bare CMS objects, not messages: they are
 //! covered by `tests/smime_api.rs` only (see `rfc9216_holds_no_whole_messages`).
 
-use std::io::Write;
+#[path = "support/corpora.rs"]
+mod corpora_env;
+use corpora_env::{corpora, corpora_available};
 use std::path::{Path, PathBuf};
 
 use mail_parser::{MessageParser, PartType};
@@ -25,35 +27,6 @@ use popcrypt::message::{annotate_message, mime, smime, Report, Transformer};
 
 /// The published corpora are not part of the repository: `POPCRYPT_CORPORA`
 /// names their folder (`.ci/run` sets it when `../shared/corpora` exists).
-/// `None` when it is unset or empty; a value that is not a folder fails.
-fn corpora_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(std::env::var_os("POPCRYPT_CORPORA").filter(|v| !v.is_empty())?);
-    assert!(
-        p.is_dir(),
-        "POPCRYPT_CORPORA={} is not a folder (it names the published test corpora)",
-        p.display()
-    );
-    Some(p)
-}
-
-fn corpora() -> PathBuf {
-    corpora_dir().expect("POPCRYPT_CORPORA is checked by corpora_available()")
-}
-
-/// Whether this test can run. When the corpora are not there it says so on
-/// stderr, past the test harness's output capture, and the test returns
-/// (`scripts/test.sh` lists the suite as not run in its closing summary).
-fn corpora_available() -> bool {
-    if corpora_dir().is_some() {
-        return true;
-    }
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("?");
-    // One write, so the line is not interleaved with the harness's output.
-    let line = format!("corpora_smime::{test}: not run: POPCRYPT_CORPORA is not set\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    false
-}
 
 /// What a POP3 server hands over: CRLF line ends.
 fn crlf(raw: &[u8]) -> Vec<u8> {
@@ -471,7 +444,7 @@ fn johnny_expect(name: &str) -> Option<Exp> {
 
 #[test]
 fn johnny_smime_spoofs_never_get_good() {
-    if !corpora_available() {
+    if !corpora_available("corpora_smime") {
         return;
     }
     // The GlobalSign intermediate as the anchor (the root is not in the
@@ -493,7 +466,7 @@ fn johnny_smime_spoofs_never_get_good() {
 /// `unknown-signer`.
 #[test]
 fn johnny_smime_untrusted_chain_is_never_good() {
-    if !corpora_available() {
+    if !corpora_available("corpora_smime") {
         return;
     }
     let (_k, t) = keys(
@@ -536,7 +509,7 @@ fn covert_expect(name: &str) -> Option<Exp> {
 
 #[test]
 fn covert_content_smime_never_decrypts_embedded_ciphertext() {
-    if !corpora_available() {
+    if !corpora_available("corpora_smime") {
         return;
     }
     // The manager's legacy (RC2-40/3DES) PKCS#12; password from the corpus README.
@@ -745,7 +718,7 @@ fn thunderbird_expect(browser: bool, name: &str) -> Option<Exp> {
 
 #[test]
 fn thunderbird_smime() {
-    if !corpora_available() {
+    if !corpora_available("corpora_smime") {
         return;
     }
     let mut all = Vec::new();
@@ -809,7 +782,7 @@ fn mixed_expect(name: &str) -> Option<Exp> {
 
 #[test]
 fn thunderbird_mixed_openpgp_and_smime() {
-    if !corpora_available() {
+    if !corpora_available("corpora_smime") {
         return;
     }
     let k = "thunderbird-comm-central/openpgp/keys/";
@@ -844,7 +817,7 @@ fn thunderbird_mixed_openpgp_and_smime() {
 /// corpus, this fails so they get a transform test.
 #[test]
 fn rfc9216_holds_no_whole_messages() {
-    if !corpora_available() {
+    if !corpora_available("corpora_smime") {
         return;
     }
     let mut files = Vec::new();

@@ -6,7 +6,9 @@
 //! The CMS is cut out of the .eml files here with mail-parser; the real MIME
 //! glue lives in src/message/mod.rs.
 
-use std::io::Write;
+#[path = "support/corpora.rs"]
+mod corpora_env;
+use corpora_env::{corpora, corpora_available};
 use std::path::{Path, PathBuf};
 
 use mail_parser::{MessageParser, MessagePart, MimeHeaders, PartType};
@@ -23,35 +25,6 @@ fn golden() -> PathBuf {
 
 /// The published corpora are not part of the repository: `POPCRYPT_CORPORA`
 /// names their folder (`.ci/run` sets it when `../shared/corpora` exists).
-/// `None` when it is unset or empty; a value that is not a folder fails.
-fn corpora_dir() -> Option<PathBuf> {
-    let p = PathBuf::from(std::env::var_os("POPCRYPT_CORPORA").filter(|v| !v.is_empty())?);
-    assert!(
-        p.is_dir(),
-        "POPCRYPT_CORPORA={} is not a folder (it names the published test corpora)",
-        p.display()
-    );
-    Some(p)
-}
-
-fn corpora() -> PathBuf {
-    corpora_dir().expect("POPCRYPT_CORPORA is checked by corpora_available()")
-}
-
-/// Whether a corpora test can run. When the corpora are not there it says
-/// so on stderr, past the test harness's output capture, and the test
-/// returns (`scripts/test.sh` lists the suite as not run in its summary).
-fn corpora_available() -> bool {
-    if corpora_dir().is_some() {
-        return true;
-    }
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("?");
-    // One write, so the line is not interleaved with the harness's output.
-    let line = format!("smime_api::{test}: not run: POPCRYPT_CORPORA is not set\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    false
-}
 
 fn read(p: impl AsRef<Path>) -> Vec<u8> {
     let p = p.as_ref();
@@ -725,7 +698,7 @@ fn rfc9216_keys(dir: &Path) -> SmimeKeys {
 
 #[test]
 fn rfc9216_examples() {
-    if !corpora_available() {
+    if !corpora_available("smime_api") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -836,7 +809,7 @@ fn thunderbird_keys(dir: &Path, own: &str) -> SmimeKeys {
 
 #[test]
 fn thunderbird_smime() {
-    if !corpora_available() {
+    if !corpora_available("smime_api") {
         return;
     }
     for sub in ["mailnews-test-data", "browser-test-data"] {
@@ -918,7 +891,7 @@ fn thunderbird_smime() {
 
 #[test]
 fn thunderbird_alice_ec_key_loads() {
-    if !corpora_available() {
+    if !corpora_available("smime_api") {
         return;
     }
     let dir = corpora().join("thunderbird-comm-central/smime/mailnews-test-data");
@@ -967,7 +940,7 @@ fn johnny_keys() -> (tempfile::TempDir, SmimeKeys) {
 
 #[test]
 fn johnny_cms_spoofs_are_never_good() {
-    if !corpora_available() {
+    if !corpora_available("smime_api") {
         return;
     }
     let (_t, keys) = johnny_keys();
@@ -1003,7 +976,7 @@ fn johnny_cms_spoofs_are_never_good() {
 
 #[test]
 fn johnny_smime_baselines_and_identity_cases() {
-    if !corpora_available() {
+    if !corpora_available("smime_api") {
         return;
     }
     // The S/MIME mails of the other classes verify as Eve or the manager;
@@ -1039,7 +1012,7 @@ fn johnny_smime_baselines_and_identity_cases() {
 
 #[test]
 fn covert_content_legacy_pfx_decrypts() {
-    if !corpora_available() {
+    if !corpora_available("smime_api") {
         return;
     }
     let base = corpora().join("rub-nds-covert-content-attacks");
