@@ -134,155 +134,13 @@ fn as_text(headers: &[u8], body: &[u8]) -> Defused {
 }
 
 // --- header blocks -------------------------------------------------------------
+//
+// Header blocks and multipart bodies are read by `message::strict`, the
+// same reader that splits signed and encrypted structures: one reading,
+// and anything it finds ambiguous is rendered as text here.
 
-/// One header field: lower-cased name (empty for a line that is not a
-/// field), its raw bytes, and its unfolded value.
-struct Field<'a> {
-    name: String,
-    raw: &'a [u8],
-    value: String,
-}
-
-fn fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguous> {
-    // A lone CR ends a line for some parsers and not for others.
-    if block
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\r' && block.get(i + 1) != Some(&b'\n'))
-    {
-        return Err(Ambiguous);
-    }
-    let mut out: Vec<Field<'_>> = Vec::new();
-    let mut pos = 0;
-    while pos < block.len() {
-        let end = block[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(block.len(), |i| pos + i + 1);
-        let line = &block[pos..end];
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        match out.last_mut() {
-            Some(f) if continuation && !f.name.is_empty() => {
-                let start = f.raw.as_ptr() as usize - block.as_ptr() as usize;
-                f.raw = &block[start..end];
-                f.value.push_str(&String::from_utf8_lossy(trim_eol(line)));
-            }
-            _ => {
-                let colon = line.iter().position(|&b| b == b':');
-                let name = colon
-                    .filter(|&i| i > 0 && line[..i].iter().all(|&b| (33..=126).contains(&b)))
-                    .map(|i| String::from_utf8_lossy(&line[..i]).to_ascii_lowercase());
-                match (name, colon) {
-                    (Some(name), Some(i)) => out.push(Field {
-                        name,
-                        raw: line,
-                        value: String::from_utf8_lossy(trim_eol(&line[i + 1..])).into_owned(),
-                    }),
-                    // Not a field (garbled by a gadget, say): kept raw,
-                    // never read as one.
-                    _ => out.push(Field {
-                        name: String::new(),
-                        raw: line,
-                        value: String::new(),
-                    }),
-                }
-            }
-        }
-        pos = end;
-    }
-    Ok(out)
-}
-
-fn trim_eol(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// A header value with RFC 822 comments removed (outside quoted strings).
-fn strip_comments(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
-    for c in v.chars() {
-        if escaped {
-            escaped = false;
-            if depth == 0 {
-                out.push(c);
-            }
-            continue;
-        }
-        match c {
-            '\\' if quoted || depth > 0 => {
-                escaped = true;
-                if depth == 0 {
-                    out.push(c);
-                }
-            }
-            '"' if depth == 0 => {
-                quoted = !quoted;
-                out.push(c);
-            }
-            '(' if !quoted => depth += 1,
-            ')' if !quoted && depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// `type/subtype` (lower-cased, whitespace removed) and the parameters
-/// (names lower-cased, quotes removed) of a Content-Type value.
-fn content_type(value: &str) -> (String, Vec<(String, String)>) {
-    let v = strip_comments(value);
-    let mut parts = split_params(&v).into_iter();
-    let mtype: String = parts
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    let params = parts
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=')?;
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|x| x.strip_suffix('"'))
-                .map(|x| x.replace("\\\"", "\"").replace("\\\\", "\\"))
-                .unwrap_or_else(|| v.to_string());
-            Some((k.trim().to_ascii_lowercase(), v))
-        })
-        .collect();
-    (mtype, params)
-}
-
-/// Split at `;` outside quoted strings.
-fn split_params(v: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let (mut quoted, mut escaped) = (false, false);
-    for c in v.chars() {
-        let last = out.last_mut().expect("never empty");
-        if escaped {
-            escaped = false;
-            last.push(c);
-            continue;
-        }
-        match c {
-            '\\' if quoted => {
-                escaped = true;
-                last.push(c);
-            }
-            '"' => {
-                quoted = !quoted;
-                last.push(c);
-            }
-            ';' if !quoted => out.push(String::new()),
-            _ => last.push(c),
-        }
-    }
-    out
-}
+use super::mime::{fields, Field};
+use super::strict;
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
@@ -295,59 +153,43 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 enum Kind {
     Html,
     Attach,
-    Multipart { boundary: Vec<u8>, digest: bool },
+    Multipart { boundary: String, digest: bool },
     Message,
     Inert,
 }
 
 /// The one Content-Type of a header block (`default` when absent) and its
-/// Content-Transfer-Encoding (lower-cased, empty when absent). Different
-/// values in repeated fields are ambiguous.
-fn head_info(fields: &[Field<'_>], default: &str) -> Result<(Kind, Params, String), Ambiguous> {
-    let one = |name: &str| -> Result<Option<String>, Ambiguous> {
-        let mut values = fields
-            .iter()
-            .filter(|f| f.name == name)
-            .map(|f| f.value.trim().to_string());
-        let first = values.next();
-        if values.any(|v| Some(&v) != first.as_ref()) {
-            return Err(Ambiguous);
-        }
-        Ok(first)
-    };
-    let (mtype, params) = match one("content-type")? {
-        Some(v) => content_type(&v),
+/// Content-Transfer-Encoding.
+fn head_info(headers: &[u8], default: &str) -> Result<(Kind, Params, strict::Cte), Ambiguous> {
+    let (ct, cte) = strict::head(headers).map_err(|_| Ambiguous)?;
+    let (mtype, params) = match ct {
+        Some(ct) => (ct.mime_type, ct.params),
         None => (default.to_string(), Vec::new()),
     };
-    let cte = one("content-transfer-encoding")?
-        .map(|v| strip_comments(&v).trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let identity = cte == strict::Cte::Identity;
     let kind = if mtype.contains("htm") {
         // text/html, application/xhtml+xml and lookalikes
         Kind::Html
     } else if mtype.contains("svg") || mtype.contains("xml") || mtype == "message/external-body" {
         Kind::Attach
     } else if let Some(sub) = mtype.strip_prefix("multipart/") {
-        let mut boundaries = params.iter().filter(|(k, _)| k.starts_with("boundary"));
-        let boundary = match (boundaries.next(), boundaries.next()) {
-            (Some((k, b)), None) if k == "boundary" && !b.is_empty() => b.clone(),
-            _ => return Err(Ambiguous),
+        let ct = strict::ContentType {
+            mime_type: mtype.clone(),
+            params: params.clone(),
         };
-        if !matches!(cte.as_str(), "" | "7bit" | "8bit" | "binary") {
+        let boundary = strict::boundary(&ct).map_err(|_| Ambiguous)?.to_string();
+        if !identity {
             return Err(Ambiguous);
         }
         Kind::Multipart {
-            boundary: boundary.into_bytes(),
+            boundary,
             digest: sub == "digest",
         }
     } else if mtype == "message/rfc822" || mtype == "message/global" {
-        if !matches!(cte.as_str(), "" | "7bit" | "8bit" | "binary") {
+        if !identity {
             return Err(Ambiguous);
         }
         Kind::Message
-    } else if mtype.is_empty() || !mtype.contains('/') {
-        // An unreadable type: clients fall back to text/plain.
-        Kind::Inert
     } else {
         Kind::Inert
     };
@@ -401,12 +243,12 @@ fn entity(
     if depth > MAX_DEPTH || walk.parts > MAX_PARTS {
         return Err(Ambiguous);
     }
-    let fields = fields(headers)?;
-    let (kind, params, cte) = head_info(&fields, default)?;
+    let (kind, params, cte) = head_info(headers, default)?;
+    let fields = fields(headers);
     match kind {
         Kind::Inert => Ok(None),
         Kind::Html => {
-            let (h, b) = sanitize_part(&fields, &params, &cte, body, bounds)?;
+            let (h, b) = sanitize_part(&fields, &params, cte, body, bounds)?;
             Ok(Some((h, b)))
         }
         Kind::Attach => Ok(Some((as_attachment(&fields, &params), body.to_vec()))),
@@ -423,13 +265,13 @@ fn entity(
         }
         Kind::Multipart { boundary, digest } => {
             let mut inner_bounds = bounds.to_vec();
-            inner_bounds.push(boundary.clone());
+            inner_bounds.push(boundary.clone().into_bytes());
             let child_default = if digest {
                 "message/rfc822"
             } else {
                 "text/plain"
             };
-            let spans = split_multipart(body, &boundary)?;
+            let spans = strict::part_ranges(body, &boundary).map_err(|_| Ambiguous)?;
             let mut out = Vec::with_capacity(body.len());
             let mut last = 0;
             let mut any = false;
@@ -452,59 +294,6 @@ fn entity(
             Ok(Some((headers.to_vec(), out)))
         }
     }
-}
-
-/// The byte ranges of the body parts of a multipart body. Delimiters are
-/// whole lines (`--boundary`, optional trailing white space); any other
-/// line that starts with `--boundary`, before or after the close
-/// delimiter, is ambiguous, as is a multipart without any delimiter.
-fn split_multipart(body: &[u8], boundary: &[u8]) -> Result<Vec<(usize, usize)>, Ambiguous> {
-    let mut dash = b"--".to_vec();
-    dash.extend_from_slice(boundary);
-    let mut spans = Vec::new();
-    let mut open: Option<usize> = None;
-    let mut closed = false;
-    let mut seen = false;
-    let mut pos = 0;
-    while pos < body.len() {
-        let end = body[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(body.len(), |i| pos + i + 1);
-        let line = trim_eol(&body[pos..end]);
-        if let Some(rest) = line.strip_prefix(dash.as_slice()) {
-            let lwsp = |r: &[u8]| r.iter().all(|&b| b == b' ' || b == b'\t');
-            let close = rest.strip_prefix(b"--").is_some_and(lwsp);
-            if closed || !(lwsp(rest) || close) {
-                return Err(Ambiguous);
-            }
-            seen = true;
-            // The line end before a delimiter belongs to the delimiter.
-            let before = if body[..pos].ends_with(b"\r\n") {
-                pos - 2
-            } else if body[..pos].ends_with(b"\n") {
-                pos - 1
-            } else {
-                pos
-            };
-            if let Some(s) = open.take() {
-                spans.push((s, before.max(s)));
-            }
-            if close {
-                closed = true;
-            } else {
-                open = Some(end);
-            }
-        }
-        pos = end;
-    }
-    if !seen {
-        return Err(Ambiguous);
-    }
-    if let Some(s) = open {
-        spans.push((s, body.len()));
-    }
-    Ok(spans)
 }
 
 // --- HTML ----------------------------------------------------------------------
@@ -684,15 +473,14 @@ pub fn sanitize_html(html: &str) -> String {
 fn sanitize_part(
     fields: &[Field<'_>],
     params: &Params,
-    cte: &str,
+    cte: strict::Cte,
     body: &[u8],
     bounds: &[Vec<u8>],
 ) -> Result<(Vec<u8>, Vec<u8>), Ambiguous> {
     let decoded = match cte {
-        "" | "7bit" | "8bit" | "binary" => body.to_vec(),
-        "base64" => base64_decode(body).ok_or(Ambiguous)?,
-        "quoted-printable" => quoted_printable_decode(body).ok_or(Ambiguous)?,
-        _ => return Err(Ambiguous),
+        strict::Cte::Identity => body.to_vec(),
+        strict::Cte::Base64 => base64_decode(body).ok_or(Ambiguous)?,
+        strict::Cte::QuotedPrintable => quoted_printable_decode(body).ok_or(Ambiguous)?,
     };
     let label = param(params, "charset").map(str::trim).unwrap_or("");
     let declared = encoding_rs::Encoding::for_label(label.as_bytes());
@@ -724,8 +512,8 @@ fn sanitize_part(
         })
     };
     let (cte_out, body_out) = match cte {
-        "base64" => ("base64", base64_lines(&lines)),
-        "quoted-printable" => ("quoted-printable", qp_encode(&lines)),
+        strict::Cte::Base64 => ("base64", base64_lines(&lines)),
+        strict::Cte::QuotedPrintable => ("quoted-printable", qp_encode(&lines)),
         _ if long || lines.contains(&0) => ("quoted-printable", qp_encode(&lines)),
         _ => (if ascii { "7bit" } else { "8bit" }, lines),
     };
@@ -768,8 +556,11 @@ fn as_attachment(fields: &[Field<'_>], params: &Params) -> Vec<u8> {
         .iter()
         .find(|f| f.name == "content-disposition")
         .and_then(|f| {
-            let (_, p) = content_type(&f.value);
-            param(&p, "filename").map(str::to_string)
+            // The disposition's parameters, read like Content-Type ones.
+            let value = String::from_utf8_lossy(f.raw);
+            let (_, params) = value.split_once(';')?;
+            let ct = strict::parse_content_type(&format!("x/x;{params}")).ok()?;
+            ct.param("filename").map(str::to_string)
         });
     let name = param(params, "name")
         .map(str::to_string)

@@ -200,6 +200,17 @@ pub fn top_entity(raw: &[u8]) -> Result<Entity<'_>, Ambiguous> {
     entity_with(raw, true)
 }
 
+/// The Content-Type (if any) and transfer encoding of a header block given
+/// alone (fields with their line ends, no blank line), read as
+/// [`top_entity`] reads a header block.
+pub fn head(block: &[u8]) -> Result<(Option<ContentType>, Cte), Ambiguous> {
+    let e = entity_with(block, true)?;
+    if e.header_end < block.len() {
+        return amb("an empty line inside a header block");
+    }
+    Ok((e.content_type, e.cte))
+}
+
 fn entity_with(raw: &[u8], lenient: bool) -> Result<Entity<'_>, Ambiguous> {
     let (lines, header_end, body_start) = header_lines(raw)?;
     let fields = header_fields(raw, &lines, lenient)?;
@@ -372,6 +383,14 @@ pub fn boundary(ct: &ContentType) -> Result<&str, Ambiguous> {
 /// (the span RFC 1847/3156 signatures cover). Every occurrence of
 /// `--boundary` in the body must be a whole delimiter line.
 pub fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, Ambiguous> {
+    Ok(part_ranges(body, boundary)?
+        .into_iter()
+        .map(|(s, e)| &body[s..e])
+        .collect())
+}
+
+/// [`parts`] as byte ranges of `body`.
+pub fn part_ranges(body: &[u8], boundary: &str) -> Result<Vec<(usize, usize)>, Ambiguous> {
     let dash: Vec<u8> = [b"--".as_slice(), boundary.as_bytes()].concat();
     let mut parts = Vec::new();
     // Start of the current part's content, once the first delimiter is seen.
@@ -412,7 +431,7 @@ pub fn parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, Ambigu
                     end -= 1;
                 }
             }
-            parts.push(&body[start..end.max(start)]);
+            parts.push((start, end.max(start)));
         }
         if close {
             if open.is_none() {
