@@ -838,6 +838,33 @@ pub fn to_crlf(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Compare each good signature's creation time with the message's Date
+/// header, as the S/MIME side does with signingTime: a good signature made
+/// more than [`super::smime::DATE_TOLERANCE_SECS`] away from the date the
+/// message claims is `Rejected` (an old signed message replayed under a fresh
+/// Date: the outer Date is not signed). Without a Date the verdicts are
+/// unchanged.
+pub fn check_message_date(verdicts: Vec<SigVerdict>, date: Option<i64>) -> Vec<SigVerdict> {
+    let Some(date) = date else {
+        return verdicts;
+    };
+    verdicts
+        .into_iter()
+        .map(|v| match v {
+            SigVerdict::Good {
+                created: Some(t), ..
+            } if (t - date).abs() > super::smime::DATE_TOLERANCE_SECS => SigVerdict::Rejected {
+                reason: format!(
+                    "the signature was made at {} but the message is dated {}",
+                    super::smime::format_time(t),
+                    super::smime::format_time(date)
+                ),
+            },
+            v => v,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1113,31 +1140,4 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
         assert_eq!(recipient_list(&many), "0, 1, 2, 3, 4, 5, 6, 7 and 32 more");
     }
-}
-
-/// Compare each good signature's creation time with the message's Date
-/// header, as the S/MIME side does with signingTime: a good signature made
-/// more than [`super::smime::DATE_TOLERANCE_SECS`] away from the date the
-/// message claims is `Rejected` (an old signed message replayed under a fresh
-/// Date: the outer Date is not signed). Without a Date the verdicts are
-/// unchanged.
-pub fn check_message_date(verdicts: Vec<SigVerdict>, date: Option<i64>) -> Vec<SigVerdict> {
-    let Some(date) = date else {
-        return verdicts;
-    };
-    verdicts
-        .into_iter()
-        .map(|v| match v {
-            SigVerdict::Good {
-                created: Some(t), ..
-            } if (t - date).abs() > super::smime::DATE_TOLERANCE_SECS => SigVerdict::Rejected {
-                reason: format!(
-                    "the signature was made at {} but the message is dated {}",
-                    super::smime::format_time(t),
-                    super::smime::format_time(date)
-                ),
-            },
-            v => v,
-        })
-        .collect()
 }
