@@ -12,9 +12,6 @@ use std::path::PathBuf;
 use popcrypt::keys::{Keyring, PassphraseSource};
 use popcrypt::message::{annotate_message, Report, Transformer};
 
-/// The published corpora are not part of the repository: `POPCRYPT_CORPORA`
-/// names their folder (`.ci/run` sets it when `../shared/corpora` exists).
-
 fn keyring(files: &[&str]) -> Keyring {
     let dir = tempfile::tempdir().unwrap();
     let pgp = dir.path().join("openpgp");

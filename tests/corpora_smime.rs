@@ -25,9 +25,6 @@ use mail_parser::{MessageParser, PartType};
 use popcrypt::keys::{Keyring, PassphraseSource};
 use popcrypt::message::{annotate_message, mime, smime, Report, Transformer};
 
-/// The published corpora are not part of the repository: `POPCRYPT_CORPORA`
-/// names their folder (`.ci/run` sets it when `../shared/corpora` exists).
-
 /// What a POP3 server hands over: CRLF line ends.
 fn crlf(raw: &[u8]) -> Vec<u8> {
     popcrypt::pop3::response::crlf_lines(raw)

@@ -23,9 +23,6 @@ fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/smime")
 }
 
-/// The published corpora are not part of the repository: `POPCRYPT_CORPORA`
-/// names their folder (`.ci/run` sets it when `../shared/corpora` exists).
-
 fn read(p: impl AsRef<Path>) -> Vec<u8> {
     let p = p.as_ref();
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
