@@ -93,7 +93,8 @@ impl LineBuffer {
                 } else {
                     0
                 };
-                if pending > self.max + allowance {
+                // Saturating: a configured maximum of usize::MAX is allowed.
+                if pending > self.max.saturating_add(allowance) {
                     Err(LineTooLong { max: self.max })
                 } else {
                     Ok(None)
@@ -161,6 +162,15 @@ mod tests {
         for chunk in 1..12 {
             assert!(split_all(b"0123456789abc\r\n", chunk, 8).is_err());
         }
+    }
+
+    #[test]
+    fn the_largest_maximum_does_not_overflow() {
+        let mut lb = LineBuffer::new(usize::MAX);
+        lb.push(b"unfinished\r");
+        assert_eq!(lb.next_line(), Ok(None));
+        lb.push(b"\n");
+        assert_eq!(lb.next_line(), Ok(Some(b"unfinished".to_vec())));
     }
 
     #[test]
