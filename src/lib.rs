@@ -5,6 +5,8 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod message;
 pub mod pop3;

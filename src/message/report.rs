@@ -61,6 +61,10 @@ fn is_status_field(line: &[u8]) -> bool {
 /// Remove every `X-Popcrypt-*` field (with its folded continuation lines)
 /// from a header block. Other bytes are kept exactly.
 pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
+    // Line ends first made CRLF (a lone CR ends a line, as for clients), so
+    // a field hidden behind a lone CR is a field here too.
+    let block = super::mime::normalize_header_block(header_block);
+    let header_block = &block[..];
     let mut out = Vec::with_capacity(header_block.len());
     // A continuation line before any field would fold onto the status
     // headers popcrypt puts first: drop it with the forged fields.
@@ -87,8 +91,7 @@ pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
 /// Status headers first, then the header block without forged copies.
 pub fn annotate_header_block(header_block: &[u8], report: &Report) -> Vec<u8> {
     let mut out = report.header_lines();
-    let block = super::mime::normalize_header_block(header_block);
-    out.extend_from_slice(&strip_status_headers(&block));
+    out.extend_from_slice(&strip_status_headers(header_block));
     out
 }
 

@@ -171,7 +171,8 @@ impl LineBuffer {
                 } else {
                     0
                 };
-                if pending > self.max + allowance {
+                // Saturating: a configured maximum of usize::MAX is allowed.
+                if pending > self.max.saturating_add(allowance) {
                     Err(LineTooLong { max: self.max })
                 } else {
                     Ok(None)
@@ -318,6 +319,15 @@ mod tests {
             assert_eq!(*b.next_secret_line().unwrap().unwrap(), l);
         }
         assert_eq!(b.next_secret_line(), Ok(None));
+    }
+
+    #[test]
+    fn the_largest_maximum_does_not_overflow() {
+        let mut lb = LineBuffer::new(usize::MAX);
+        lb.push(b"unfinished\r");
+        assert_eq!(lb.next_line(), Ok(None));
+        lb.push(b"\n");
+        assert_eq!(lb.next_line(), Ok(Some(b"unfinished".to_vec())));
     }
 
     #[test]
