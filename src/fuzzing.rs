@@ -17,8 +17,11 @@ use crate::pop3::line::{LineBuffer, LineTooLong};
 use crate::pop3::response::{self, DataLine, Status};
 use crate::pop3::session::{self, Disposition, Engine, EngineLimits, Event, MessageHook};
 
+/// A fuzz target: its name and its entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every fuzz target by name (the folder names under `fuzz/regressions/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("command", command),
     ("response", response),
     ("engine", engine),
