@@ -11,7 +11,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::keys::{Keyring, PassphraseSource};
-use crate::message::{mime, report, Transformer};
+use crate::message::{mime, report, strict, Transformer};
 use crate::pop3::command::{Command, Secret};
 use crate::pop3::line::{LineBuffer, LineTooLong};
 use crate::pop3::response::{self, DataLine, Status};
@@ -508,7 +508,7 @@ pub fn mime(data: &[u8]) {
         if let Some((s, e)) = mime::armor_span(data, begin, end) {
             assert!(s < e && e <= data.len());
             assert!(data[s..].starts_with(begin));
-            assert!(s == 0 || data[s - 1] == b'\n');
+            assert!(s == 0 || data[s - 1] == b'\n' || data[s - 1] == b'\r');
         }
     }
 
@@ -532,16 +532,50 @@ pub fn mime(data: &[u8]) {
         let _ = mime::from_addresses(&msg);
     }
 
-    // The strict RFC 2046 splitter (being added to src/message by another
-    // branch): call it here on `data` once it is on main, and check that
-    // every part it returns lies inside `data` and that a structure it calls
-    // unambiguous has whole-line delimiters only.
+    // The strict RFC 2046 reader: total, parts inside the body, delimiters
+    // whole lines only, and the same answer on the header-normalized bytes.
+    if let Ok(e) = strict::top_entity(data) {
+        assert!(e.header_end <= e.body_start && e.body_start <= data.len());
+        if let (Some(ct), true) = (&e.content_type, e.mime_type().starts_with("multipart/")) {
+            if let Ok(b) = strict::boundary(ct) {
+                let dash = format!("--{b}");
+                if let Ok(ranges) = strict::part_ranges(e.body(), b) {
+                    let body = e.body();
+                    for &(s, t) in &ranges {
+                        assert!(s <= t && t <= body.len());
+                        let part = &body[s..t];
+                        assert!(
+                            !part.windows(dash.len()).any(|w| w == dash.as_bytes()),
+                            "a part of an unambiguous multipart holds its boundary"
+                        );
+                        let _ = strict::entity(part);
+                    }
+                }
+            }
+        }
+    }
+    let _ = strict::multipart(data);
+    let _ = strict::content_type_lines(data);
+    let _ = mime::sender(&data[..h]);
 
-    // Forged status headers, read line by line at LF (what the engine and
-    // the transform do today; the lenient reading is a property test).
+    // Header lines end at CRLF, LF or a lone CR: normalizing is idempotent
+    // and leaves only CRLF line ends in the header block.
+    let n = mime::normalize_header_block(data);
+    assert_eq!(&mime::normalize_header_block(&n)[..], &n[..], "idempotent");
+    let nh = mime::header_end(&n);
+    assert!(
+        !n[..nh]
+            .iter()
+            .enumerate()
+            .any(|(i, &c)| (c == b'\r' && n.get(i + 1) != Some(&b'\n'))
+                || (c == b'\n' && (i == 0 || n[i - 1] != b'\r'))),
+        "a lone CR or bare LF left in a normalized header block"
+    );
+
+    // Forged status headers, read line by line at CR or LF.
     let stripped = report::strip_status_headers(&data[..h]);
-    assert!(stripped.len() <= h);
-    for line in stripped.split(|&c| c == b'\n') {
+    assert!(stripped.len() <= 2 * h);
+    for line in stripped.split(|&c| c == b'\n' || c == b'\r') {
         assert!(
             !(line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"x-popcrypt-")),
             "a forged status header survived"
