@@ -522,16 +522,7 @@ fn sanitize_part(
     } else {
         (cte_out, body_out)
     };
-    let mut head = Vec::new();
-    for f in fields {
-        if f.name.is_empty() || f.name == "content-type" || f.name == "content-transfer-encoding" {
-            continue;
-        }
-        head.extend_from_slice(f.raw);
-        if !f.raw.ends_with(b"\n") {
-            head.extend_from_slice(b"\r\n");
-        }
-    }
+    let mut head = fields_except(fields, &["content-type", "content-transfer-encoding"]);
     head.extend_from_slice(
         format!(
             "Content-Type: text/html; charset=\"{}\"\r\nContent-Transfer-Encoding: {cte_out}\r\n",
@@ -540,6 +531,22 @@ fn sanitize_part(
         .as_bytes(),
     );
     Ok((head, body_out))
+}
+
+/// The header fields (each CRLF-terminated) except those named, and except
+/// lines that are not fields.
+fn fields_except(fields: &[Field<'_>], names: &[&str]) -> Vec<u8> {
+    let mut head = Vec::new();
+    for f in fields {
+        if f.name.is_empty() || names.contains(&f.name.as_str()) {
+            continue;
+        }
+        head.extend_from_slice(f.raw);
+        if !f.raw.ends_with(b"\n") {
+            head.extend_from_slice(b"\r\n");
+        }
+    }
+    head
 }
 
 /// A charset label or file name reduced to characters that need no quoting
@@ -568,16 +575,7 @@ fn as_attachment(fields: &[Field<'_>], params: &Params) -> Vec<u8> {
         .map(|n| quote_safe(&n))
         .filter(|n| !n.is_empty() && !n.starts_with('.'))
         .unwrap_or_else(|| "attachment.bin".to_string());
-    let mut head = Vec::new();
-    for f in fields {
-        if f.name.is_empty() || f.name == "content-type" || f.name == "content-disposition" {
-            continue;
-        }
-        head.extend_from_slice(f.raw);
-        if !f.raw.ends_with(b"\n") {
-            head.extend_from_slice(b"\r\n");
-        }
-    }
+    let mut head = fields_except(fields, &["content-type", "content-disposition"]);
     head.extend_from_slice(
         format!(
             "Content-Type: application/octet-stream; name=\"{name}\"\r\n\
