@@ -586,6 +586,23 @@ pub fn transform(data: &[u8]) {
     );
 }
 
+/// For a fuzz target's `init` (after libfuzzer-sys installed its
+/// abort-on-panic hook): a panic located in a dependency (a file under the
+/// cargo registry: sequoia, mail-parser, ...) is only reported on stderr
+/// and unwinds on, so that one popcrypt catches and handles (the
+/// transform's `catch_unwind` delivers the original message, as in the
+/// proxy) is not counted as a crash. Every other panic still aborts, and
+/// libfuzzer-sys aborts on any panic that reaches the target itself.
+pub fn tolerate_caught_dependency_panics() {
+    let abort = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| match info.location() {
+        Some(l) if l.file().contains("/.cargo/registry/") => {
+            eprintln!("fuzzing: panic in a dependency at {l}; popcrypt must catch it");
+        }
+        _ => abort(info),
+    }));
+}
+
 /// Exactly two `X-Popcrypt-*` lines (split at LF), the first two.
 fn assert_status_first(block: &[u8]) {
     let status: Vec<usize> = block
