@@ -17,8 +17,11 @@ use crate::pop3::line::{LineBuffer, LineTooLong};
 use crate::pop3::response::{self, DataLine, Status};
 use crate::pop3::session::{self, Disposition, Engine, EngineLimits, Event, MessageHook};
 
+/// A fuzz entry point.
+pub type Entry = fn(&[u8]);
+
 /// Every fuzz target by name (the folder names under `fuzz/regressions/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("command", command),
     ("response", response),
     ("engine", engine),
@@ -27,7 +30,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The entry point of the target called `name`.
-pub fn entry(name: &str) -> Option<fn(&[u8])> {
+pub fn entry(name: &str) -> Option<Entry> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
