@@ -17,8 +17,11 @@ use crate::pop3::line::{LineBuffer, LineTooLong};
 use crate::pop3::response::{self, DataLine, Status};
 use crate::pop3::session::{self, Disposition, Engine, EngineLimits, Event, MessageHook};
 
+/// A fuzz entry point.
+pub type Entry = fn(&[u8]);
+
 /// A fuzz target: its name and its entry point.
-pub type Target = (&'static str, fn(&[u8]));
+pub type Target = (&'static str, Entry);
 
 /// Every fuzz target by name (the folder names under `fuzz/regressions/`).
 pub const TARGETS: &[Target] = &[
@@ -30,7 +33,7 @@ pub const TARGETS: &[Target] = &[
 ];
 
 /// The entry point of the target called `name`.
-pub fn entry(name: &str) -> Option<fn(&[u8])> {
+pub fn entry(name: &str) -> Option<Entry> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
@@ -622,6 +625,23 @@ pub fn transform(data: &[u8]) {
         out.len(),
         raw.len()
     );
+}
+
+/// For a fuzz target's `init` (after libfuzzer-sys installed its
+/// abort-on-panic hook): a panic located in a dependency (a file under the
+/// cargo registry: sequoia, mail-parser, ...) is only reported on stderr
+/// and unwinds on, so that one popcrypt catches and handles (the
+/// transform's `catch_unwind` delivers the original message, as in the
+/// proxy) is not counted as a crash. Every other panic still aborts, and
+/// libfuzzer-sys aborts on any panic that reaches the target itself.
+pub fn tolerate_caught_dependency_panics() {
+    let abort = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| match info.location() {
+        Some(l) if l.file().contains("/.cargo/registry/") => {
+            eprintln!("fuzzing: panic in a dependency at {l}; popcrypt must catch it");
+        }
+        _ => abort(info),
+    }));
 }
 
 /// Exactly two `X-Popcrypt-*` lines (split at LF), the first two.
