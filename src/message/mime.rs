@@ -17,7 +17,6 @@ pub fn fields(block: &[u8]) -> Vec<Field<'_>> {
     let mut out: Vec<Field<'_>> = Vec::new();
     let mut pos = 0;
     let mut start = 0;
-    let mut name = String::new();
     while pos < block.len() {
         let end = block[pos..]
             .iter()
@@ -25,33 +24,37 @@ pub fn fields(block: &[u8]) -> Vec<Field<'_>> {
             .map_or(block.len(), |i| pos + i + 1);
         let line = &block[pos..end];
         let continuation = pos > 0 && (line[0] == b' ' || line[0] == b'\t');
-        if !continuation {
-            if pos > start {
-                out.push(Field {
-                    name: std::mem::take(&mut name),
-                    raw: &block[start..pos],
-                });
-            }
+        if !continuation && pos > start {
+            out.push(field(&block[start..pos]));
             start = pos;
-            name = line
-                .iter()
-                .position(|&b| b == b':')
-                .map(|i| {
-                    String::from_utf8_lossy(&line[..i])
-                        .trim()
-                        .to_ascii_lowercase()
-                })
-                .unwrap_or_default();
         }
         pos = end;
     }
     if pos > start {
-        out.push(Field {
-            name,
-            raw: &block[start..pos],
-        });
+        out.push(field(&block[start..pos]));
     }
     out
+}
+
+/// One field's name, read from the field unfolded, as a client reads it:
+/// `X-Popcrypt-Signature` on a line of its own followed by the
+/// continuation ` : ...` is a field of that name.
+fn field(raw: &[u8]) -> Field<'_> {
+    let unfolded: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    let name = unfolded
+        .iter()
+        .position(|&b| b == b':')
+        .map(|i| {
+            String::from_utf8_lossy(&unfolded[..i])
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    Field { name, raw }
 }
 
 /// Offset just past the header block's last line (before the blank line).
@@ -451,6 +454,15 @@ mod tests {
             f.iter().flat_map(|f| f.raw.to_vec()).collect::<Vec<_>>(),
             block
         );
+    }
+
+    #[test]
+    fn a_field_name_is_read_from_the_unfolded_field() {
+        let block = b"X-Popcrypt-Signature\r\n : smime; good\r\nSubject: x\r\n";
+        let f = fields(block);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].name, "x-popcrypt-signature");
+        assert_eq!(f[1].name, "subject");
     }
 
     #[test]

@@ -161,18 +161,26 @@ fn header_fields(
     lines: &[(usize, usize)],
     lenient: bool,
 ) -> Result<Vec<(String, String)>, Ambiguous> {
-    let mut out: Vec<(String, String)> = Vec::new();
+    // Unfold first: a field is a line and the continuation lines after it,
+    // and its name is read from the unfolded text, as clients read it.
+    let mut unfolded: Vec<Vec<u8>> = Vec::new();
     for &(s, e) in lines {
         let line = &raw[s..e];
         if line[0] == b' ' || line[0] == b'\t' {
-            match out.last_mut() {
-                Some((_, v)) => v.push_str(&String::from_utf8_lossy(line)),
+            match unfolded.last_mut() {
+                Some(f) => f.extend_from_slice(line),
                 None => return amb("the header block starts with a continuation line"),
             }
-            continue;
+        } else {
+            unfolded.push(line.to_vec());
         }
+    }
+    let mut out = Vec::new();
+    for line in unfolded {
         let colon = line.iter().position(|&b| b == b':');
         let name = &line[..colon.unwrap_or(0)];
+        // RFC 822 allowed white space before the colon; clients still do.
+        let name = name.trim_ascii_end();
         let valid = !name.is_empty() && name.iter().all(|&b| (33..=126).contains(&b));
         let Some(colon) = colon.filter(|_| valid) else {
             if lenient {
@@ -561,6 +569,8 @@ mod tests {
             "Content-Type: text/plain (comment)\r\n\r\nx",
             " folded\r\nContent-Type: text/plain\r\n\r\nx",
             "Content-Transfer-Encoding: x-uuencode\r\n\r\nx",
+            "Content-Type: text/plain\r\nContent-Type\r\n : text/html\r\n\r\nx",
+            "Content-Type: text/plain\r\nContent-Type \t: text/html\r\n\r\nx",
             "not a field\r\n\r\nx",
         ] {
             assert!(entity(raw.as_bytes()).is_err(), "{raw:?}");
