@@ -853,12 +853,9 @@ pub fn check_message_date(verdicts: Vec<SigVerdict>, date: Option<i64>) -> Vec<S
         .map(|v| match v {
             SigVerdict::Good {
                 created: Some(t), ..
-            } if (t - date).abs() > super::smime::DATE_TOLERANCE_SECS => SigVerdict::Rejected {
-                reason: format!(
-                    "the signature was made at {} but the message is dated {}",
-                    super::smime::format_time(t),
-                    super::smime::format_time(date)
-                ),
+            } => match super::smime::redated(t, date) {
+                Some(reason) => SigVerdict::Rejected { reason },
+                None => v,
             },
             v => v,
         })

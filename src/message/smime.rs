@@ -798,7 +798,7 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn format_time(secs: i64) -> String {
+fn format_time(secs: i64) -> String {
     openssl::asn1::Asn1Time::from_unix(secs as _)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| secs.to_string())
@@ -1302,16 +1302,26 @@ pub fn check_message_date(verdicts: Vec<SigVerdict>, date: Option<i64>) -> Vec<S
             SigVerdict::Good {
                 signing_time: Some(t),
                 ..
-            } if (t - date).abs() > DATE_TOLERANCE_SECS => SigVerdict::Rejected {
-                reason: format!(
-                    "the signature was made at {} but the message is dated {}",
-                    format_time(t),
-                    format_time(date)
-                ),
+            } => match redated(t, date) {
+                Some(reason) => SigVerdict::Rejected { reason },
+                None => v,
             },
             v => v,
         })
         .collect()
+}
+
+/// Why a signature made at `made` does not belong to a message dated
+/// `date` (more than [`DATE_TOLERANCE_SECS`] apart), if it does not. Shared
+/// with the OpenPGP side.
+pub(crate) fn redated(made: i64, date: i64) -> Option<String> {
+    ((made - date).abs() > DATE_TOLERANCE_SECS).then(|| {
+        format!(
+            "the signature was made at {} but the message is dated {}",
+            format_time(made),
+            format_time(date)
+        )
+    })
 }
 
 fn bad(reason: impl Into<String>) -> SigVerdict {
