@@ -60,6 +60,8 @@ finish() {
 }
 trap finish EXIT
 
+# CI builds once from clean: incremental caches would only take disk.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 step="install dependencies"
 bash scripts/install-deps.sh --test
 step="cargo fmt"
