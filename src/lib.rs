@@ -8,9 +8,11 @@ pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod keys;
+pub mod limits;
 pub mod message;
 pub mod pop3;
 pub mod proxy;
+pub mod text;
 
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {

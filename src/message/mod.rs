@@ -43,6 +43,16 @@ const PROTECTABLE: &[&str] = &[
     "keywords",
 ];
 
+/// How many panics [`Transformer::transform`] caught in this process (each
+/// cost its message nothing but is a bug): tests read it.
+static CAUGHT_PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The number of panics inside the message transform caught so far in this
+/// process. Zero unless a library or popcrypt itself has a bug.
+pub fn caught_panics() -> u64 {
+    CAUGHT_PANICS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Message policy and key material for one proxy.
 #[derive(Debug, Default)]
 pub struct Transformer {
@@ -70,7 +80,7 @@ struct Replacement {
 impl Transformer {
     /// A transformer without keys: it only annotates.
     pub fn new() -> Transformer {
-        Transformer::with_keys(Keyring::default(), 64 << 20)
+        Transformer::with_keys(Keyring::default(), crate::limits::MAX_MESSAGE_SIZE)
     }
 
     /// A transformer with key material.
@@ -126,6 +136,7 @@ impl Transformer {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(raw))) {
             Ok(p) => p,
             Err(_) => {
+                CAUGHT_PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(
                     "internal error while processing a message; delivering it unchanged"
                 );
