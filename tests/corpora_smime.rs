@@ -237,7 +237,8 @@ struct Seen {
 }
 
 fn decrypted(r: &Report) -> bool {
-    r.encryption.starts_with("smime; decrypted") || r.encryption.starts_with("openpgp; decrypted")
+    r.encryption.to_string().starts_with("smime; decrypted")
+        || r.encryption.to_string().starts_with("openpgp; decrypted")
 }
 
 /// Transform one mail and check the invariants and its expectation.
@@ -301,17 +302,17 @@ fn check(t: &Transformer, path: &Path, name: String, expect: Option<Exp>) -> See
         }
         Some(e) => {
             need(
-                e.enc.holds(&report.encryption),
+                e.enc.holds(&report.encryption.to_string()),
                 format!("X-Popcrypt-Encryption, want {:?}", e.enc),
             );
             need(
-                e.sig.holds(&report.signature),
+                e.sig.holds(&report.signature.to_string()),
                 format!("X-Popcrypt-Signature, want {:?}", e.sig),
             );
             e.class.to_string()
         }
     };
-    if report.signature.starts_with("smime; good") {
+    if report.signature.to_string().starts_with("smime; good") {
         need(
             expect.as_ref().is_some_and(|e| e.sig.allows_good()),
             "SPOOF: good signature where none is expected".into(),

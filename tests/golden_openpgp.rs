@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use popcrypt::keys::{Keyring, PassphraseSource};
+use popcrypt::message::verdict::{Details, Encryption, Scheme, Signature, Verdict};
 use popcrypt::message::{annotate_message, mime, Report, Transformer};
 
 use openpgp::cert::prelude::*;
@@ -235,7 +236,10 @@ fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], repor
         !String::from_utf8_lossy(&out[..mime::header_end(out)]).contains("FORGED"),
         "no forged status header value left",
     );
-    let decrypted = report.encryption.starts_with("openpgp; decrypted");
+    let decrypted = report
+        .encryption
+        .to_string()
+        .starts_with("openpgp; decrypted");
     if !decrypted {
         check(
             out == annotate_message(input, report),
@@ -687,13 +691,15 @@ fn sequoia_10_mb_encrypted() {
     let msg = pgp_mime_encrypted(&encrypt(&demo, None, &entity));
 
     let (out, report) = transformer(MAX_PLAINTEXT).transform(&msg);
-    assert_eq!(
-        report,
-        Report {
-            encryption: "openpgp; decrypted".into(),
-            signature: "none".into()
-        }
+    assert!(
+        matches!(
+            &report.encryption,
+            Encryption::Decrypted { decryption, details }
+                if decryption.scheme == Scheme::OpenPgp && *details == Details::default()
+        ),
+        "{report:?}"
     );
+    assert_eq!(report.signature, Signature::default());
     let want = decrypted_output(&report, headers, &body);
     assert!(
         out == want,
@@ -704,7 +710,10 @@ fn sequoia_10_mb_encrypted() {
 
     let (out, report) = transformer(1 << 20).transform(&msg);
     assert!(
-        report.encryption.starts_with("openpgp; failed ("),
+        report
+            .encryption
+            .to_string()
+            .starts_with("openpgp; failed ("),
         "{report:?}"
     );
     assert!(out == annotate_message(&msg, &report));
@@ -732,11 +741,11 @@ fn sequoia_signed_messages() {
     ] {
         let msg = pgp_mime_encrypted(&encrypt(&demo, Some(signer), &entity));
         let (out, report) = t.transform(&msg);
-        assert_eq!(report.encryption, "openpgp; decrypted");
+        assert_eq!(report.encryption.to_string(), "openpgp; decrypted");
         assert!(
-            report.signature.starts_with(&want_sig),
+            report.signature.to_string().starts_with(&want_sig),
             "{}",
-            report.signature
+            report.signature.to_string()
         );
         assert!(out == decrypted_output(&report, headers, body));
     }
@@ -752,12 +761,13 @@ fn sequoia_signed_messages() {
         msg.extend_from_slice(&crlf(&sig));
         msg.extend_from_slice(b"\r\n--s1--\r\n");
         let (out, report) = t.transform(&msg);
+        assert_eq!(report.encryption, Encryption::None, "{typ:?}");
         assert_eq!(
-            report,
-            Report {
-                encryption: "none".into(),
-                signature: format!("openpgp; good; signer={alice_fpr}"),
-            },
+            report.signature,
+            Signature::of(Verdict::Good {
+                scheme: Scheme::OpenPgp,
+                signer: alice_fpr.to_string(),
+            }),
             "{typ:?}"
         );
         let mut want = report.header_lines();
@@ -844,10 +854,10 @@ fn signer_uids_must_be_valid() {
         msg.extend_from_slice(&sig);
         msg.extend_from_slice(b"\r\n--s1--\r\n");
         let (_, report) = t.transform(&msg);
-        if !report.signature.starts_with(want) {
+        if !report.signature.to_string().starts_with(want) {
             problems.push(format!(
                 "From: {from}: got {:?}, want {want:?}… (signer {alice_fpr})",
-                report.signature
+                report.signature.to_string()
             ));
         }
     }
@@ -945,13 +955,14 @@ fn many_signature_copies_are_capped() {
     }
     let msg = pgp_mime_signed(entity, &armored_signature(&one.repeat(5000)));
     let (out, report) = transformer(MAX_PLAINTEXT).transform(&msg);
-    assert_eq!(report.encryption, "none");
+    assert_eq!(report.encryption.to_string(), "none");
     assert!(
         report
             .signature
+            .to_string()
             .starts_with("openpgp; bad (too many signatures: more than 16 signature packets"),
         "{}",
-        report.signature
+        report.signature.to_string()
     );
     assert!(out == annotate_message(&msg, &report));
 }
@@ -1146,10 +1157,10 @@ fn cleartext_variants() {
     let mut problems = Vec::new();
     for (what, msg, want) in cases {
         let (out, report) = t.transform(&msg);
-        if !want.holds(&report.signature) || report.encryption != "none" {
+        if !want.holds(&report.signature.to_string()) || report.encryption.to_string() != "none" {
             problems.push(format!(
                 "{what}: got {:?}, want {}",
-                report.signature,
+                report.signature.to_string(),
                 want.describe()
             ));
         }

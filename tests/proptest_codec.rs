@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use popcrypt::message::mime;
 use popcrypt::message::report::{self, Report};
+use popcrypt::message::verdict::{BadReason, Scheme, Signature, Verdict};
 use popcrypt::pop3::command::{Command, Secret};
 use popcrypt::pop3::line::LineBuffer;
 use popcrypt::pop3::response::{self, DataLine};
@@ -401,8 +402,11 @@ fn assert_no_forgery(block: &[u8]) -> Result<(), TestCaseError> {
     );
 
     let r = Report {
-        encryption: "none".into(),
-        signature: "openpgp; bad (fuzz)".into(),
+        signature: Signature::of(Verdict::Bad {
+            scheme: Scheme::OpenPgp,
+            reason: BadReason::Library("fuzz".into()),
+        }),
+        ..Report::default()
     };
     let out = report::annotate_header_block(block, &r);
     let fields = lenient_fields(&out);

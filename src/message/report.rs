@@ -6,40 +6,30 @@ pub const ENCRYPTION: &str = "X-Popcrypt-Encryption";
 /// Name of the signature status header.
 pub const SIGNATURE: &str = "X-Popcrypt-Signature";
 
-/// What popcrypt did with one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use super::verdict::{Encryption, Signature};
+
+/// What popcrypt did with one message: typed; `Display` of each field is
+/// the header value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Report {
-    /// Value of `X-Popcrypt-Encryption`.
-    pub encryption: String,
-    /// Value of `X-Popcrypt-Signature`.
-    pub signature: String,
-}
-
-impl Default for Report {
-    fn default() -> Self {
-        Report {
-            encryption: "none".into(),
-            signature: "none".into(),
-        }
-    }
-}
-
-/// The first two `;`-separated tokens of a header value, without the
-/// parenthesised reason: what readers (and the logs) rely on.
-pub fn verdict_tokens(value: &str) -> String {
-    value
-        .split(';')
-        .take(2)
-        .map(|t| t.split('(').next().unwrap_or("").trim())
-        .collect::<Vec<_>>()
-        .join("; ")
+    /// `X-Popcrypt-Encryption`.
+    pub encryption: Encryption,
+    /// `X-Popcrypt-Signature`.
+    pub signature: Signature,
 }
 
 impl Report {
+    /// The first two tokens of each header value, without reasons or
+    /// parameters: what the logs record (never addresses or message text).
+    pub fn summary(&self) -> (String, String) {
+        (self.encryption.summary(), self.signature.summary())
+    }
+
     /// The two header lines, CRLF-terminated. Values are kept to one line.
     pub fn header_lines(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(96);
-        for (name, value) in [(ENCRYPTION, &self.encryption), (SIGNATURE, &self.signature)] {
+        let values = [self.encryption.to_string(), self.signature.to_string()];
+        for (name, value) in [(ENCRYPTION, &values[0]), (SIGNATURE, &values[1])] {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend(
@@ -122,23 +112,44 @@ mod tests {
     }
 
     #[test]
-    fn verdict_tokens_leave_out_the_details() {
+    fn summaries_leave_out_the_details() {
+        use crate::message::verdict::{Failure, Mismatch, Scheme, Verdict};
+        let r = Report {
+            encryption: Encryption::Failed {
+                scheme: Some(Scheme::Smime),
+                reason: Failure::Library("not a recipient; x".into()),
+            },
+            signature: Signature::of(Verdict::FromMismatch {
+                scheme: Scheme::OpenPgp,
+                signer: "X".into(),
+                mismatch: Mismatch::Addresses {
+                    signer_emails: vec!["x@y".into()],
+                    from: "a@b".into(),
+                },
+            }),
+        };
         assert_eq!(
-            verdict_tokens("openpgp; from-mismatch; signer=X; from=a@b"),
-            "openpgp; from-mismatch"
+            r.summary(),
+            (
+                "smime; failed".to_string(),
+                "openpgp; from-mismatch".to_string()
+            )
         );
         assert_eq!(
-            verdict_tokens("smime; failed (not a recipient; x)"),
-            "smime; failed"
+            Report::default().summary(),
+            ("none".to_string(), "none".to_string())
         );
-        assert_eq!(verdict_tokens("none"), "none");
     }
 
     #[test]
     fn header_values_cannot_inject_lines() {
+        use crate::message::verdict::{Failure, Scheme};
         let r = Report {
-            encryption: "openpgp; failed (a\r\nX-Evil: 1)".into(),
-            signature: "none".into(),
+            encryption: Encryption::Failed {
+                scheme: Some(Scheme::OpenPgp),
+                reason: Failure::Library("a\r\nX-Evil: 1".into()),
+            },
+            ..Report::default()
         };
         let lines = r.header_lines();
         assert_eq!(lines.iter().filter(|&&b| b == b'\n').count(), 2);

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::upstream::{self, write_all, Stream};
 use super::Context;
 use crate::config::secs;
-use crate::message::report::verdict_tokens;
+use crate::message::verdict::{Encryption, Failure};
 use crate::message::{annotate_message, Report};
 use crate::pop3::session::{CloseReason, Engine, Event, MessageHook};
 
@@ -228,9 +228,10 @@ async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
         Ok((out, report)) => {
             // The verdicts only (first two tokens): the details name
             // addresses and subjects, which stay out of the logs.
+            let (encryption, signature) = report.summary();
             tracing::info!(
-                encryption = %verdict_tokens(&report.encryption),
-                signature = %verdict_tokens(&report.signature),
+                encryption = %encryption,
+                signature = %signature,
                 "message transformed"
             );
             out
@@ -238,8 +239,11 @@ async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
         Err(e) => {
             tracing::error!(error = %e, "message transform failed; delivering the original");
             let report = Report {
-                encryption: "none; failed (internal error, original message delivered)".into(),
-                signature: "none".into(),
+                encryption: Encryption::Failed {
+                    scheme: None,
+                    reason: Failure::Internal("internal error, original message delivered".into()),
+                },
+                ..Report::default()
             };
             annotate_message(&raw, &report)
         }

@@ -256,17 +256,17 @@ fn golden_cases(
                 suite.kind
             )),
             Some((enc, sig)) => {
-                if !enc.holds(&report.encryption) {
+                if !enc.holds(&report.encryption.to_string()) {
                     failures.push(format!(
                         "{name}: X-Popcrypt-Encryption {:?}, want {}",
-                        report.encryption,
+                        report.encryption.to_string(),
                         enc.describe()
                     ));
                 }
-                if !sig.holds(&report.signature) {
+                if !sig.holds(&report.signature.to_string()) {
                     failures.push(format!(
                         "{name}: X-Popcrypt-Signature {:?}, want {}",
-                        report.signature,
+                        report.signature.to_string(),
                         sig.describe()
                     ));
                 }
@@ -282,8 +282,10 @@ fn golden_cases(
             "the output starts with the two status header lines",
         );
         check(
-            header_values(&out, "x-popcrypt-encryption") == [report.encryption.as_str()]
-                && header_values(&out, "x-popcrypt-signature") == [report.signature.as_str()],
+            header_values(&out, "x-popcrypt-encryption")
+                == [report.encryption.to_string().as_str()]
+                && header_values(&out, "x-popcrypt-signature")
+                    == [report.signature.to_string().as_str()],
             "exactly one of each status header, popcrypt's own (forged ones removed)",
         );
         content_checks(&mut check, name, &input, &out, &report);
