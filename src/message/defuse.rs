@@ -31,6 +31,8 @@
 //!
 //! No I/O; no panics on any input.
 
+use crate::text::{self, LoneCr};
+
 use std::collections::{HashMap, HashSet};
 
 use mail_parser::decoders::base64::base64_decode;
@@ -202,16 +204,11 @@ type Params = Vec<(String, String)>;
 /// an empty line; all header when no empty line follows).
 fn split_part(part: &[u8]) -> (&[u8], &[u8]) {
     let mut pos = 0;
-    while pos < part.len() {
-        let end = part[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(part.len(), |i| pos + i + 1);
-        let line = &part[pos..end];
-        if line == b"\r\n" || line == b"\n" {
-            return (&part[..pos], &part[end..]);
+    for line in text::lines(part, LoneCr::Content) {
+        if line.text.is_empty() {
+            return (&part[..pos], &part[pos + line.len()..]);
         }
-        pos = end;
+        pos += line.len();
     }
     (part, &[])
 }
@@ -590,18 +587,7 @@ fn as_attachment(fields: &[Field<'_>], params: &Params) -> Vec<u8> {
 
 /// Every line end CRLF.
 fn crlf(b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(b.len() + b.len() / 32);
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'\n' && (i == 0 || b[i - 1] != b'\r') {
-            out.push(b'\r');
-        }
-        if c == b'\r' && b.get(i + 1) != Some(&b'\n') {
-            out.extend_from_slice(b"\r\n");
-            continue;
-        }
-        out.push(c);
-    }
-    out
+    text::to_crlf(b, LoneCr::Ends).into_owned()
 }
 
 /// Base64 in 76-character CRLF lines.

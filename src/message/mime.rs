@@ -1,6 +1,8 @@
 //! Slicing raw bytes by MIME structure. mail-parser finds the structure and
 //! the offsets; everything that is not changed is copied byte for byte.
 
+use crate::text::{self, LoneCr};
+
 use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// One header field: lower-cased name and its raw bytes (continuation
@@ -17,18 +19,13 @@ pub fn fields(block: &[u8]) -> Vec<Field<'_>> {
     let mut out: Vec<Field<'_>> = Vec::new();
     let mut pos = 0;
     let mut start = 0;
-    while pos < block.len() {
-        let end = block[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(block.len(), |i| pos + i + 1);
-        let line = &block[pos..end];
-        let continuation = pos > 0 && (line[0] == b' ' || line[0] == b'\t');
+    for line in text::lines(block, LoneCr::Content) {
+        let continuation = pos > 0 && matches!(block[pos], b' ' | b'\t');
         if !continuation && pos > start {
             out.push(field(&block[start..pos]));
             start = pos;
         }
-        pos = end;
+        pos += line.len();
     }
     if pos > start {
         out.push(field(&block[start..pos]));
@@ -60,16 +57,11 @@ fn field(raw: &[u8]) -> Field<'_> {
 /// Offset just past the header block's last line (before the blank line).
 pub fn header_end(raw: &[u8]) -> usize {
     let mut pos = 0;
-    while pos < raw.len() {
-        let end = raw[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |i| pos + i + 1);
-        let line = &raw[pos..end];
-        if line == b"\r\n" || line == b"\n" {
+    for line in text::lines(raw, LoneCr::Content) {
+        if line.text.is_empty() {
             return pos;
         }
-        pos = end;
+        pos += line.len();
     }
     raw.len()
 }
@@ -209,46 +201,24 @@ pub fn from_addresses(msg: &Message<'_>) -> Vec<String> {
 pub fn normalize_header_block(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let mut pos = 0;
     let mut clean = true;
-    let mut end = raw.len();
+    // The blank line: where it starts and where the body starts.
     let mut blank = None;
-    while pos < raw.len() {
-        let Some(i) = raw[pos..].iter().position(|&b| b == b'\n' || b == b'\r') else {
-            clean = false; // a last line without line end
-            break;
-        };
-        let at = pos + i;
-        let next = if raw[at] == b'\r' && raw.get(at + 1) == Some(&b'\n') {
-            at + 2
-        } else {
-            clean = false;
-            at + 1
-        };
-        if at == pos {
-            blank = Some((pos, next));
-            end = pos;
+    for line in text::lines(raw, LoneCr::Ends) {
+        clean &= line.end == b"\r\n";
+        if line.text.is_empty() {
+            blank = Some((pos, pos + line.len()));
             break;
         }
-        pos = next;
+        pos += line.len();
     }
     if clean {
         return std::borrow::Cow::Borrowed(raw);
     }
+    let end = blank.map_or(raw.len(), |(start, _)| start);
     let mut out = Vec::with_capacity(raw.len() + 64);
-    let mut pos = 0;
-    while pos < end {
-        let i = raw[pos..end]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-            .map_or(end, |i| pos + i);
-        out.extend_from_slice(&raw[pos..i]);
+    for line in text::lines(&raw[..end], LoneCr::Ends) {
+        out.extend_from_slice(line.text);
         out.extend_from_slice(b"\r\n");
-        pos = if i >= end {
-            end
-        } else if raw[i] == b'\r' && raw.get(i + 1) == Some(&b'\n') {
-            i + 2
-        } else {
-            i + 1
-        };
     }
     if let Some((_, next)) = blank {
         out.extend_from_slice(b"\r\n");

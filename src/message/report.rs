@@ -1,6 +1,8 @@
 //! The two status headers every RETR/TOP answer starts with, and removal of
 //! forged copies that arrived in the mail.
 
+use crate::text::{self, LoneCr};
+
 /// Name of the encryption status header.
 pub const ENCRYPTION: &str = "X-Popcrypt-Encryption";
 /// Name of the signature status header.
@@ -59,21 +61,16 @@ pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
     // A continuation line before any field would fold onto the status
     // headers popcrypt puts first: drop it with the forged fields.
     let mut dropping = true;
-    let mut rest = header_block;
-    while !rest.is_empty() {
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let line = &rest[..end];
-        let continuation = line[0] == b' ' || line[0] == b'\t';
-        if !continuation {
-            dropping = is_status_field(line);
+    let mut pos = 0;
+    for line in text::lines(header_block, LoneCr::Content) {
+        let whole = &header_block[pos..pos + line.len()];
+        pos += line.len();
+        if !matches!(whole[0], b' ' | b'\t') {
+            dropping = is_status_field(whole);
         }
         if !dropping {
-            out.extend_from_slice(line);
+            out.extend_from_slice(whole);
         }
-        rest = &rest[end..];
     }
     out
 }

@@ -20,6 +20,8 @@
 //! MIME structure: ...)` or `failed (...)`, never `good`, and never decrypt
 //! into.
 
+use crate::text::{self, LoneCr};
+
 use std::fmt;
 
 /// Why a structure cannot be read one way only.
@@ -126,29 +128,18 @@ type Lines = (Vec<(usize, usize)>, usize, usize);
 fn header_lines(raw: &[u8]) -> Result<Lines, Ambiguous> {
     let mut lines = Vec::new();
     let mut pos = 0;
-    while pos < raw.len() {
-        let nl = raw[pos..].iter().position(|&b| b == b'\n');
-        let (end, next) = match nl {
-            Some(i) => (pos + i, pos + i + 1),
-            None => (raw.len(), raw.len()),
-        };
-        let content_end = if end > pos && raw[end - 1] == b'\r' && nl.is_some() {
-            end - 1
-        } else {
-            end
-        };
-        let line = &raw[pos..content_end];
-        if line.is_empty() {
-            return Ok((lines, pos, next));
+    for line in text::lines(raw, LoneCr::Content) {
+        if line.text.is_empty() {
+            return Ok((lines, pos, pos + line.len()));
         }
-        if line.contains(&b'\r') {
+        if line.text.contains(&b'\r') {
             return amb("a header line holds a lone CR");
         }
-        if line.contains(&0) {
+        if line.text.contains(&0) {
             return amb("a header line holds a NUL byte");
         }
-        lines.push((pos, content_end));
-        pos = next;
+        lines.push((pos, pos + line.text.len()));
+        pos += line.len();
     }
     Ok((lines, raw.len(), raw.len()))
 }
