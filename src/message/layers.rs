@@ -3,7 +3,7 @@
 
 use super::judge::{self, Sig};
 use super::verdict::{
-    Algorithm, BadReason, Decryption, Details, Encryption, Failure, InnerLayer, Scheme,
+    Algorithm, BadReason, Decryption, Details, Encryption, Failure, InnerLayer, Scheme, Signature,
 };
 use super::{defuse, mime, openpgp, smime, smime_mime, strict};
 use super::{Processed, Replacement, Report, Transformer, PROTECTABLE};
@@ -125,17 +125,7 @@ impl Transformer {
         } else {
             0
         };
-        let (outside, inside) = sigs.split_at(split);
-        let inside_scheme = inside.first().map_or(Scheme::OpenPgp, |(s, _)| *s);
-        let inside: Vec<Sig> = inside.iter().map(|(_, v)| v.clone()).collect();
-        let outside_scheme = outside.first().map(|(s, _)| *s);
-        let outside: Vec<Sig> = outside.iter().map(|(_, v)| v.clone()).collect();
-        let vouched = judge::any_good(&inside);
-        let signature = judge::with_outer(
-            (inside_scheme, &inside),
-            outside_scheme.map(|s| (s, &outside[..])),
-            &headers.from,
-        );
+        let (signature, vouched) = split_signatures(&sigs, split, &headers.from);
         let mut details = Details {
             no_integrity: no_integrity && !vouched,
             ..Details::default()
@@ -302,6 +292,22 @@ impl Transformer {
             _ => None,
         }
     }
+}
+
+/// The signature verdict when the first `split` results are over the
+/// ciphertext, and whether a good signature inside vouches for the text.
+fn split_signatures(sigs: &Sigs, split: usize, from: &mime::Sender) -> (Signature, bool) {
+    let (outside, inside) = sigs.split_at(split);
+    let inside_scheme = inside.first().map_or(Scheme::OpenPgp, |(s, _)| *s);
+    let inside: Vec<Sig> = inside.iter().map(|(_, v)| v.clone()).collect();
+    let outside_scheme = outside.first().map(|(s, _)| *s);
+    let outside: Vec<Sig> = outside.iter().map(|(_, v)| v.clone()).collect();
+    let signature = judge::with_outer(
+        (inside_scheme, &inside),
+        outside_scheme.map(|s| (s, &outside[..])),
+        from,
+    );
+    (signature, judge::any_good(&inside))
 }
 
 /// The decryption that names the message, whether it had integrity

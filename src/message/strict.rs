@@ -261,89 +261,116 @@ fn is_token_char(c: u8) -> bool {
     (33..=126).contains(&c) && !is_tspecial(c)
 }
 
-/// RFC 2045 Content-Type: `type/subtype *(";" attribute "=" value)`, with
-/// whitespace around tokens and an optional trailing `;`. Comments are not
-/// accepted: they are where parsers disagree most.
-pub fn parse_content_type(value: &str) -> Result<ContentType, Ambiguous> {
-    let b = value.as_bytes();
-    let mut i = 0;
-    let skip_ws = |i: &mut usize| {
-        while *i < b.len() && matches!(b[*i], b' ' | b'\t' | b'\r' | b'\n') {
-            *i += 1;
-        }
-    };
-    let token = |i: &mut usize| -> &str {
-        let s = *i;
-        while *i < b.len() && is_token_char(b[*i]) {
-            *i += 1;
-        }
-        &value[s..*i]
-    };
-    skip_ws(&mut i);
-    let t = token(&mut i).to_ascii_lowercase();
-    skip_ws(&mut i);
-    if t.is_empty() || b.get(i) != Some(&b'/') {
-        return amb("a Content-Type without type/subtype");
+/// A position in a header field's value.
+struct Cursor<'a> {
+    value: &'a str,
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.value.as_bytes().get(self.i).copied()
     }
-    i += 1;
-    skip_ws(&mut i);
-    let st = token(&mut i).to_ascii_lowercase();
-    if st.is_empty() {
-        return amb("a Content-Type without subtype");
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.i += 1;
+        }
     }
-    let mut params: Vec<(String, String)> = Vec::new();
-    loop {
-        skip_ws(&mut i);
-        if i >= b.len() {
-            break;
+
+    /// Whitespace, then `c` (consumed) or false.
+    fn eat(&mut self, c: u8) -> bool {
+        self.skip_ws();
+        let found = self.peek() == Some(c);
+        if found {
+            self.i += 1;
         }
-        if b[i] != b';' {
-            return amb("unexpected text in a Content-Type field");
+        found
+    }
+
+    fn token(&mut self) -> &'a str {
+        self.skip_ws();
+        let s = self.i;
+        while self.peek().is_some_and(is_token_char) {
+            self.i += 1;
         }
-        i += 1;
-        skip_ws(&mut i);
-        if i >= b.len() {
-            break;
-        }
-        let name = token(&mut i).to_ascii_lowercase();
-        skip_ws(&mut i);
-        if name.is_empty() || b.get(i) != Some(&b'=') {
-            return amb("a malformed Content-Type parameter");
-        }
-        i += 1;
-        skip_ws(&mut i);
-        let v = if b.get(i) == Some(&b'"') {
-            i += 1;
-            let mut v = Vec::new();
-            loop {
-                match b.get(i) {
-                    None => return amb("an unterminated quoted parameter"),
-                    Some(b'"') => {
-                        i += 1;
-                        break;
-                    }
-                    Some(b'\\') => {
-                        let Some(&c) = b.get(i + 1) else {
-                            return amb("an unterminated quoted parameter");
-                        };
-                        v.push(c);
-                        i += 2;
-                    }
-                    Some(b'\r' | b'\n') => i += 1,
-                    Some(&c) => {
-                        v.push(c);
-                        i += 1;
-                    }
+        &self.value[s..self.i]
+    }
+
+    /// A quoted string after its opening quote: escapes resolved, folding
+    /// line ends dropped.
+    fn quoted(&mut self) -> Result<String, Ambiguous> {
+        let b = self.value.as_bytes();
+        let mut v = Vec::new();
+        loop {
+            match b.get(self.i) {
+                None => return amb("an unterminated quoted parameter"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(String::from_utf8_lossy(&v).into_owned());
+                }
+                Some(b'\\') => {
+                    let Some(&c) = b.get(self.i + 1) else {
+                        return amb("an unterminated quoted parameter");
+                    };
+                    v.push(c);
+                    self.i += 2;
+                }
+                Some(b'\r' | b'\n') => self.i += 1,
+                Some(&c) => {
+                    v.push(c);
+                    self.i += 1;
                 }
             }
-            String::from_utf8_lossy(&v).into_owned()
+        }
+    }
+
+    /// `attribute "=" value` after a `;`.
+    fn parameter(&mut self) -> Result<(String, String), Ambiguous> {
+        let name = self.token().to_ascii_lowercase();
+        if name.is_empty() || !self.eat(b'=') {
+            return amb("a malformed Content-Type parameter");
+        }
+        let value = if self.eat(b'"') {
+            self.quoted()?
         } else {
-            let v = token(&mut i);
+            let v = self.token();
             if v.is_empty() {
                 return amb("an empty Content-Type parameter");
             }
             v.to_string()
         };
+        Ok((name, value))
+    }
+}
+
+/// RFC 2045 Content-Type: `type/subtype *(";" attribute "=" value)`, with
+/// whitespace around tokens and an optional trailing `;`. Comments are not
+/// accepted: they are where parsers disagree most.
+pub fn parse_content_type(value: &str) -> Result<ContentType, Ambiguous> {
+    let mut c = Cursor { value, i: 0 };
+    let t = c.token().to_ascii_lowercase();
+    if t.is_empty() || !c.eat(b'/') {
+        return amb("a Content-Type without type/subtype");
+    }
+    let st = c.token().to_ascii_lowercase();
+    if st.is_empty() {
+        return amb("a Content-Type without subtype");
+    }
+    let mut params: Vec<(String, String)> = Vec::new();
+    loop {
+        c.skip_ws();
+        if c.peek().is_none() {
+            break;
+        }
+        if !c.eat(b';') {
+            return amb("unexpected text in a Content-Type field");
+        }
+        c.skip_ws();
+        if c.peek().is_none() {
+            break;
+        }
+        let (name, v) = c.parameter()?;
         let base = name.split('*').next().unwrap_or("");
         if params
             .iter()
