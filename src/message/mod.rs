@@ -910,6 +910,8 @@ impl From<&smime::SigVerdict> for Sig {
             smime::SigVerdict::Bad { reason } => Sig::Bad(reason.clone()),
             smime::SigVerdict::UnknownSigner { who } => Sig::Unknown(format!("signer={who}")),
             smime::SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
+            // Placeholder until the lead's typed verdicts map it (never `bad`).
+            smime::SigVerdict::Internal { reason } => Sig::Rejected(reason.clone()),
         }
     }
 }
