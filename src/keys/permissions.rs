@@ -192,10 +192,11 @@ mod tests {
     use sequoia_openpgp as openpgp;
     use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn readable_secret_files_are_found_public_ones_are_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("keys");
+    /// A keys directory under `root` with secret files too open, secret
+    /// files for the owner only and public files readable by all; returns
+    /// it and a passphrase file that is too open.
+    fn lay_out_keys(root: &Path) -> (PathBuf, PathBuf) {
+        let keys = root.join("keys");
         let read = |rel: &str| std::fs::read(golden(rel)).unwrap();
         let pgp = keys.join("openpgp");
         let smime = keys.join("smime");
@@ -257,9 +258,15 @@ mod tests {
             .unwrap();
         put(&smime.join("root.der"), &der, 0o644);
         // The passphrase file.
-        let pp = dir.path().join("pp");
+        let pp = root.join("pp");
         put(&pp, b"battery staple\n", 0o640);
+        (keys, pp)
+    }
 
+    #[test]
+    fn readable_secret_files_are_found_public_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (keys, pp) = lay_out_keys(dir.path());
         let found = permission_findings(Some(&keys), Some(&pp));
         let got: Vec<(String, u32, SecretFileKind)> = found
             .iter()

@@ -1,4 +1,4 @@
-//! Certificate helpers shared by key loading and `message::smime`: the
+//! Certificate helpers shared by key loading and the S/MIME message code: the
 //! addresses and names a certificate carries, hex, and certificate lists
 //! without duplicates.
 

@@ -316,6 +316,35 @@ mod tests {
         ));
     }
 
+    /// A signature made without certificates, by a signer we hold no
+    /// certificate of: OpenSSL's "signer certificate not found" (read by
+    /// its code) makes it an unknown signer, not a bad signature.
+    #[test]
+    fn a_signer_certificate_missing_everywhere_is_an_unknown_signer() {
+        use openssl::cms::{CMSOptions, CmsContentInfo};
+        let pem = include_bytes!("../../../tests/golden/smime/keys-private/alice.pem");
+        let root = include_bytes!("../../../tests/golden/smime/keys/trust/demo-root-ca.pem");
+        let cert = openssl::x509::X509::from_pem(pem).unwrap();
+        let key = openssl::pkey::PKey::private_key_from_pem(pem).unwrap();
+        let data = b"Content-Type: text/plain\r\n\r\nhello\r\n";
+        let flags = CMSOptions::DETACHED | CMSOptions::BINARY | CMSOptions::CMS_NOCERTS;
+        let sig = CmsContentInfo::sign(Some(&cert), Some(&key), None, Some(data), flags)
+            .unwrap()
+            .to_der()
+            .unwrap();
+        let mut keys = SmimeKeys::default();
+        keys.add_trust_pem(root).unwrap();
+        match verify_detached(&keys, &sig, data).as_slice() {
+            [SigVerdict::UnknownSigner { who }] => {
+                assert!(
+                    who.starts_with("certificate not in the message: issuer="),
+                    "{who}"
+                )
+            }
+            v => panic!("{v:?}"),
+        }
+    }
+
     #[test]
     fn internal_errors_say_so() {
         let v = internal("malloc failure");
