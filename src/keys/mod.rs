@@ -8,12 +8,12 @@
 //! ```
 //! Every part is optional. Secret keys are unlocked once, here.
 //!
-//! The passphrase is held as a [`SecretString`] (redacted `Debug`, zeroed on
+//! The passphrase is held as a [`secrecy::SecretString`] (redacted `Debug`, zeroed on
 //! drop) only while the keys are unlocked. [`permission_findings`] lists key
 //! and passphrase files that users other than the owner may read.
 //!
 //! `keys` depends on nothing else in popcrypt: `message` borrows the loaded
-//! material (and the certificate helpers in [`x509`]), never the other way.
+//! material (and the certificate helpers in `x509.rs`), never the other way.
 
 use std::path::{Path, PathBuf};
 

@@ -36,8 +36,8 @@
 //!   recipients are tried with their private key (RecipientInfos naming
 //!   nobody of ours cost no private-key operation).
 //!
-//! The rooms: [`cms`] reads the structures, [`certs`] matches identifiers
-//! with certificates, [`decrypt`](mod@decrypt) and [`verify`] do the work;
+//! The rooms: `cms.rs` reads the structures, `certs.rs` matches
+//! identifiers with certificates, `decrypt.rs` and `verify.rs` do the work;
 //! this file holds the public API and the verdict types.
 
 use std::cell::Cell;
