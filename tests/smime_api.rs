@@ -228,6 +228,7 @@ fn word(v: &SigVerdict) -> &'static str {
         SigVerdict::Bad { .. } => "bad",
         SigVerdict::UnknownSigner { .. } => "unknown-signer",
         SigVerdict::Rejected { .. } => "rejected",
+        SigVerdict::Internal { .. } => "internal",
     }
 }
 
@@ -244,6 +245,7 @@ fn summary(ev: &[Event]) -> String {
                         SigVerdict::Bad { reason } => format!("bad: {reason}"),
                         SigVerdict::UnknownSigner { who } => format!("unknown-signer: {who}"),
                         SigVerdict::Rejected { reason } => format!("rejected: {reason}"),
+                        SigVerdict::Internal { reason } => format!("internal: {reason}"),
                     })
                     .collect::<Vec<_>>()
                     .join(" | ")

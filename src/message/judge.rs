@@ -21,7 +21,6 @@ pub(crate) enum Sig {
     Unknown(Unknown),
     Rejected(String),
     /// The library failed; no verdict on this signature.
-    #[allow(dead_code)] // until the scheme modules report internal failures
     Internal(String),
 }
 
@@ -35,6 +34,7 @@ impl From<&smime::SigVerdict> for Sig {
             smime::SigVerdict::Bad { reason } => Sig::Bad(BadReason::Library(reason.clone())),
             smime::SigVerdict::UnknownSigner { who } => Sig::Unknown(Unknown::Signer(who.clone())),
             smime::SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
+            smime::SigVerdict::Internal { reason } => Sig::Internal(reason.clone()),
         }
     }
 }
