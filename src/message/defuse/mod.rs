@@ -31,9 +31,13 @@
 //!
 //! No I/O; no panics on any input.
 
-use crate::text::{self, LoneCr};
+mod encode;
+mod html;
 
-use std::collections::{HashMap, HashSet};
+use crate::text::{self, LoneCr};
+use encode::{base64_lines, crlf, qp_encode};
+pub use html::sanitize_html;
+use html::too_complex;
 
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
@@ -293,181 +297,6 @@ fn entity(
     }
 }
 
-// --- HTML ----------------------------------------------------------------------
-
-/// The sanitizer policy: formatting and tables only. No element that loads
-/// or submits anything, no attribute that takes a URL or CSS.
-/// The elements kept in sanitized HTML: text structure and formatting,
-/// nothing that loads, runs or submits anything.
-const ALLOWED_TAGS: &[&str] = &[
-    "p",
-    "br",
-    "div",
-    "span",
-    "b",
-    "i",
-    "u",
-    "s",
-    "strong",
-    "em",
-    "small",
-    "big",
-    "sub",
-    "sup",
-    "code",
-    "pre",
-    "tt",
-    "kbd",
-    "samp",
-    "var",
-    "blockquote",
-    "q",
-    "cite",
-    "abbr",
-    "dfn",
-    "mark",
-    "del",
-    "ins",
-    "strike",
-    "center",
-    "font",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "hr",
-    "ul",
-    "ol",
-    "li",
-    "dl",
-    "dt",
-    "dd",
-    "table",
-    "thead",
-    "tbody",
-    "tfoot",
-    "tr",
-    "td",
-    "th",
-    "caption",
-    "colgroup",
-    "col",
-    "address",
-    "article",
-    "aside",
-    "footer",
-    "header",
-    "nav",
-    "section",
-    "main",
-    "figure",
-    "figcaption",
-    "details",
-    "summary",
-    "bdi",
-    "bdo",
-    "ruby",
-    "rt",
-    "rp",
-    "wbr",
-];
-
-fn sanitizer() -> ammonia::Builder<'static> {
-    let tags: HashSet<&'static str> = ALLOWED_TAGS.iter().copied().collect();
-    let cell: HashSet<&'static str> = [
-        "colspan", "rowspan", "align", "valign", "width", "height", "nowrap",
-    ]
-    .into_iter()
-    .collect();
-    let mut attrs: HashMap<&'static str, HashSet<&'static str>> = HashMap::new();
-    attrs.insert("td", cell.clone());
-    attrs.insert("th", cell);
-    attrs.insert(
-        "table",
-        ["border", "cellpadding", "cellspacing", "width", "align"]
-            .into_iter()
-            .collect(),
-    );
-    for t in ["col", "colgroup"] {
-        attrs.insert(t, ["span", "width", "align"].into_iter().collect());
-    }
-    for t in ["tr", "thead", "tbody", "tfoot"] {
-        attrs.insert(t, ["align", "valign"].into_iter().collect());
-    }
-    for t in ["p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "caption"] {
-        attrs.insert(t, ["align"].into_iter().collect());
-    }
-    attrs.insert(
-        "hr",
-        ["width", "size", "align", "noshade"].into_iter().collect(),
-    );
-    attrs.insert("ol", ["start", "type", "reversed"].into_iter().collect());
-    attrs.insert("li", ["value", "type"].into_iter().collect());
-    attrs.insert("font", ["color", "size", "face"].into_iter().collect());
-    let mut b = ammonia::Builder::empty();
-    b.tags(tags)
-        .tag_attributes(attrs)
-        .generic_attributes(["title", "lang", "dir"].into_iter().collect())
-        .clean_content_tags(["script", "style", "title"].into_iter().collect())
-        .url_schemes(HashSet::new())
-        .url_relative(ammonia::UrlRelative::Deny)
-        .link_rel(None)
-        .strip_comments(true);
-    b
-}
-
-/// Elements without an end tag.
-const VOID: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
-    "track", "wbr", "keygen",
-];
-
-/// Whether HTML nests deeper than [`MAX_HTML_DEPTH`] or has more than
-/// [`MAX_HTML_TAGS`] start tags, estimated from the tags alone (an upper
-/// bound: elements the parser closes implicitly count as open).
-fn too_complex(html: &str) -> bool {
-    let b = html.as_bytes();
-    let (mut depth, mut tags) = (0usize, 0usize);
-    let mut i = 0;
-    while i + 1 < b.len() {
-        if b[i] != b'<' {
-            i += 1;
-            continue;
-        }
-        if b[i + 1] == b'/' {
-            depth = depth.saturating_sub(1);
-            i += 2;
-            continue;
-        }
-        if !b[i + 1].is_ascii_alphabetic() {
-            i += 1;
-            continue;
-        }
-        let start = i + 1;
-        let mut end = start;
-        while end < b.len() && b[end].is_ascii_alphanumeric() {
-            end += 1;
-        }
-        let name = html[start..end].to_ascii_lowercase();
-        tags += 1;
-        if !VOID.contains(&name.as_str()) {
-            depth += 1;
-        }
-        if depth > MAX_HTML_DEPTH || tags > MAX_HTML_TAGS {
-            return true;
-        }
-        i = end;
-    }
-    false
-}
-
-/// Sanitize HTML text (already decoded to Unicode).
-pub fn sanitize_html(html: &str) -> String {
-    sanitizer().clean(html).to_string()
-}
-
 /// The new header block and body of an HTML part.
 fn sanitize_part(
     fields: &[Field<'_>],
@@ -583,59 +412,6 @@ fn as_attachment(fields: &[Field<'_>], params: &Params) -> Vec<u8> {
         .as_bytes(),
     );
     head
-}
-
-// --- encodings -----------------------------------------------------------------
-
-/// Every line end CRLF.
-fn crlf(b: &[u8]) -> Vec<u8> {
-    text::to_crlf(b, LoneCr::Ends).into_owned()
-}
-
-/// Base64 in 76-character CRLF lines.
-fn base64_lines(b: &[u8]) -> Vec<u8> {
-    let enc = openssl::base64::encode_block(b);
-    let mut out = Vec::with_capacity(enc.len() + enc.len() / 38 + 2);
-    for chunk in enc.as_bytes().chunks(76) {
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Quoted-printable (RFC 2045 §6.7) of CRLF text: line ends kept as hard
-/// breaks, soft breaks before 76 characters.
-fn qp_encode(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + text.len() / 8);
-    let mut lines = text.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        let last = lines.peek().is_none();
-        if last && line.is_empty() {
-            break;
-        }
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let mut col = 0;
-        for (i, &c) in line.iter().enumerate() {
-            let at_end = i + 1 == line.len();
-            let literal =
-                (c == b' ' || c == b'\t') && !at_end || ((33..=126).contains(&c) && c != b'=');
-            let piece: Vec<u8> = if literal {
-                vec![c]
-            } else {
-                format!("={c:02X}").into_bytes()
-            };
-            if col + piece.len() > 75 {
-                out.extend_from_slice(b"=\r\n");
-                col = 0;
-            }
-            out.extend_from_slice(&piece);
-            col += piece.len();
-        }
-        if !last {
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out
 }
 
 #[cfg(test)]
