@@ -4,6 +4,8 @@
 
 use sequoia_openpgp::types::HashAlgorithm;
 
+use crate::text::{self, LoneCr};
+
 pub(super) const BEGIN_SIGNED: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
 pub(super) const BEGIN_SIGNATURE: &[u8] = b"-----BEGIN PGP SIGNATURE-----";
 pub(super) const END_SIGNATURE: &[u8] = b"-----END PGP SIGNATURE-----";
@@ -50,20 +52,31 @@ pub struct Cleartext<'a> {
     pub end: usize,
 }
 
-/// One line of `buf` starting at `start`: (end of its content, start of the
-/// next line). A line ends at LF, CRLF or a lone CR (what some clients show
-/// as a line break), or at the end of `buf`.
-fn next_line(buf: &[u8], start: usize) -> (usize, usize) {
-    let mut i = start;
-    while i < buf.len() {
-        match buf[i] {
-            b'\n' => return (i, i + 1),
-            b'\r' if buf.get(i + 1) == Some(&b'\n') => return (i, i + 2),
-            b'\r' => return (i, i + 1),
-            _ => i += 1,
+/// The lines of a block and where each starts in the input. A line ends
+/// at LF, CRLF or a lone CR (what some clients show as a line break), or at
+/// the end of the input: [`LoneCr::Ends`].
+struct Cursor<'a> {
+    lines: text::Lines<'a>,
+    /// Offset of the next line in the input.
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(input: &'a [u8]) -> Self {
+        Cursor {
+            lines: text::lines(input, LoneCr::Ends),
+            pos: 0,
         }
     }
-    (buf.len(), buf.len())
+
+    /// The next line's offset and text (without its line end); `None` at
+    /// the end of the input.
+    fn next_line(&mut self) -> Option<(usize, &'a [u8])> {
+        let line = self.lines.next()?;
+        let start = self.pos;
+        self.pos += line.len();
+        Some((start, line.text))
+    }
 }
 
 fn is_blank_ws(b: &[u8]) -> bool {
@@ -121,23 +134,35 @@ fn field_name(line: &[u8]) -> Option<&str> {
 /// marker alone; the signature armor is armor headers, an empty line,
 /// base64, an optional checksum and the END line.
 pub fn parse_cleartext(input: &[u8]) -> Result<Cleartext<'_>, CleartextError> {
-    let (ce, mut pos) = next_line(input, 0);
-    if !is_marker_line(&input[..ce], BEGIN_SIGNED) {
+    let mut cur = Cursor::new(input);
+    let first = cur.next_line().map_or(&b""[..], |(_, line)| line);
+    if !is_marker_line(first, BEGIN_SIGNED) {
         return Err(CleartextError::BeginLine);
     }
-    // The header: Hash lines up to the first empty line.
+    let hashes = header_hashes(&mut cur)?;
+    let (signed, sig_start) = signed_text(&mut cur)?;
+    armor_headers(&mut cur)?;
+    let (marker_end, end) = armor_body(&mut cur)?;
+    Ok(Cleartext {
+        hashes,
+        signed,
+        signature: &input[sig_start..marker_end],
+        end,
+    })
+}
+
+/// The header: `Hash:` lines up to the first empty line; the algorithms
+/// they name.
+fn header_hashes(cur: &mut Cursor<'_>) -> Result<Vec<HashAlgorithm>, CleartextError> {
     let mut hashes = Vec::new();
     loop {
-        if pos >= input.len() {
+        let Some((_, line)) = cur.next_line() else {
             return Err(CleartextError::Header(
                 "no empty line after the header".into(),
             ));
-        }
-        let (ce, next) = next_line(input, pos);
-        let line = &input[pos..ce];
-        pos = next;
+        };
         if line.is_empty() {
-            break;
+            return Ok(hashes);
         }
         let Some(value) = line.strip_prefix(b"Hash: ") else {
             return Err(CleartextError::Header(match field_name(line) {
@@ -162,17 +187,19 @@ pub fn parse_cleartext(input: &[u8]) -> Result<Cleartext<'_>, CleartextError> {
             }
         }
     }
-    // The dash-escaped signed text, up to the BEGIN PGP SIGNATURE line.
+}
+
+/// The dash-escaped signed text up to the BEGIN PGP SIGNATURE line: the
+/// text as hashed, and the offset of that line (consumed).
+fn signed_text(cur: &mut Cursor<'_>) -> Result<(Vec<u8>, usize), CleartextError> {
     let mut signed = Vec::new();
     let mut number = 0;
-    let sig_start = loop {
-        if pos >= input.len() {
+    loop {
+        let Some((start, line)) = cur.next_line() else {
             return Err(CleartextError::NoSignature);
-        }
-        let (ce, next) = next_line(input, pos);
-        let line = &input[pos..ce];
+        };
         if is_marker_line(line, BEGIN_SIGNATURE) {
-            break pos;
+            return Ok((signed, start));
         }
         number += 1;
         let text = match line {
@@ -184,63 +211,58 @@ pub fn parse_cleartext(input: &[u8]) -> Result<Cleartext<'_>, CleartextError> {
             signed.extend_from_slice(b"\r\n");
         }
         signed.extend_from_slice(trim_trailing_ws(text));
-        pos = next;
-    };
-    // The signature armor.
-    pos = next_line(input, sig_start).1;
+    }
+}
+
+/// The signature armor's header lines, up to its empty line: only the
+/// armor header keys of RFC 4880 section 6.2 (GnuPG rejects any other).
+fn armor_headers(cur: &mut Cursor<'_>) -> Result<(), CleartextError> {
+    const KNOWN: [&[u8]; 5] = [
+        b"Version: ",
+        b"Comment: ",
+        b"MessageID: ",
+        b"Hash: ",
+        b"Charset: ",
+    ];
     loop {
-        if pos >= input.len() {
+        let Some((_, line)) = cur.next_line() else {
             return Err(CleartextError::Armor("it ends in its header"));
-        }
-        let (ce, next) = next_line(input, pos);
-        let line = &input[pos..ce];
-        pos = next;
+        };
         if line.is_empty() {
-            break;
+            return Ok(());
         }
-        // The armor header keys of RFC 4880 section 6.2 (GnuPG rejects
-        // any other).
-        let known = [
-            &b"Version: "[..],
-            b"Comment: ",
-            b"MessageID: ",
-            b"Hash: ",
-            b"Charset: ",
-        ]
-        .iter()
-        .any(|k| line.starts_with(k));
-        if !known {
+        if !KNOWN.iter().any(|k| line.starts_with(k)) {
             return Err(CleartextError::Armor(
                 "a line before its empty line is not an armor header",
             ));
         }
     }
+}
+
+/// The signature armor's base64 lines, an optional checksum and the END
+/// line: the offset just past the END marker and [`Cleartext::end`].
+fn armor_body(cur: &mut Cursor<'_>) -> Result<(usize, usize), CleartextError> {
     let mut data = false;
     let mut checksum = false;
     let is_b64 = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=');
     loop {
-        if pos >= input.len() {
+        let Some((start, line)) = cur.next_line() else {
             return Err(CleartextError::Armor("no END PGP SIGNATURE line"));
-        }
-        let (ce, next) = next_line(input, pos);
-        let line = &input[pos..ce];
+        };
         if let Some(after) = line.strip_prefix(END_SIGNATURE) {
             if !data {
                 return Err(CleartextError::Armor("no signature data"));
             }
-            let marker_end = pos + END_SIGNATURE.len();
+            let marker_end = start + END_SIGNATURE.len();
             let ws = after.len() - trim_ascii_ws_start(after).len();
+            // Only spaces and tabs after the marker: the line end belongs
+            // to the block; any other text is outside it.
             let end = if ws == after.len() {
-                next
+                cur.pos
             } else {
                 marker_end + ws
             };
-            return Ok(Cleartext {
-                hashes,
-                signed,
-                signature: &input[sig_start..marker_end],
-                end,
-            });
+            return Ok((marker_end, end));
         }
         let t = trim_trailing_ws(line);
         if checksum {
@@ -253,7 +275,6 @@ pub fn parse_cleartext(input: &[u8]) -> Result<Cleartext<'_>, CleartextError> {
         } else {
             return Err(CleartextError::Armor("a line that is not base64"));
         }
-        pos = next;
     }
 }
 
@@ -528,12 +549,22 @@ mod tests {
 
     #[test]
     fn line_splitting() {
-        assert_eq!(next_line(b"ab\ncd", 0), (2, 3));
-        assert_eq!(next_line(b"ab\r\ncd", 0), (2, 4));
-        assert_eq!(next_line(b"ab\rcd", 0), (2, 3));
-        assert_eq!(next_line(b"ab\r", 0), (2, 3));
-        assert_eq!(next_line(b"ab", 0), (2, 2));
-        assert_eq!(next_line(b"ab\ncd", 3), (5, 5));
+        let lines = |data: &'static [u8]| {
+            let mut cur = Cursor::new(data);
+            std::iter::from_fn(move || cur.next_line().map(|(at, l)| (at, l, cur.pos)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lines(b"ab\ncd"), [(0, &b"ab"[..], 3), (3, b"cd", 5)]);
+        assert_eq!(lines(b"ab\r\ncd"), [(0, &b"ab"[..], 4), (4, b"cd", 6)]);
+        assert_eq!(lines(b"ab\rcd"), [(0, &b"ab"[..], 3), (3, b"cd", 5)]);
+        assert_eq!(lines(b"ab\r"), [(0, &b"ab"[..], 3)]);
+        assert_eq!(lines(b"ab"), [(0, &b"ab"[..], 2)]);
+        assert!(lines(b"").is_empty());
+        assert_eq!(
+            parse_cleartext(b""),
+            Err(CleartextError::BeginLine),
+            "empty input"
+        );
         assert_eq!(trim_trailing_ws(b"a b \t "), b"a b");
     }
 }

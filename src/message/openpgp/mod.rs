@@ -19,6 +19,8 @@ mod verify;
 
 use sequoia_openpgp::types::HashAlgorithm;
 
+use crate::text::LoneCr;
+
 pub use cleartext::{parse_cleartext, Cleartext, CleartextError};
 pub use decrypt::{decrypt, DecryptError, Decrypted};
 pub use verify::{verify_cleartext, verify_detached, verify_detached_counted, ClearVerified};
@@ -76,23 +78,10 @@ pub struct Outcome {
     pub key_operations: usize,
 }
 
-/// LF or lone CR line ends to CRLF (RFC 3156 canonical form).
+/// LF or lone CR line ends to CRLF (RFC 3156 canonical form): a thin
+/// wrapper over [`crate::text::to_crlf`] with [`LoneCr::Ends`].
 pub fn to_crlf(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
-    let mut i = 0;
-    while i < data.len() {
-        match data[i] {
-            b'\r' if data.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 2;
-                continue;
-            }
-            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    out
+    crate::text::to_crlf(data, LoneCr::Ends).into_owned()
 }
 
 /// Compare each good signature's creation time with the message's Date
@@ -117,4 +106,23 @@ pub fn check_message_date(verdicts: Vec<SigVerdict>, date: Option<i64>) -> Vec<S
             v => v,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crlf_canonical_form() {
+        for (input, want) in [
+            (&b"a\nb"[..], &b"a\r\nb"[..]),
+            (b"a\rb\r", b"a\r\nb\r\n"),
+            (b"a\r\r\nb\n\n", b"a\r\n\r\nb\r\n\r\n"),
+            (b"\n\r", b"\r\n\r\n"),
+            (b"a\r\nb", b"a\r\nb"),
+            (b"", b""),
+        ] {
+            assert_eq!(to_crlf(input), want, "{input:?}");
+        }
+    }
 }

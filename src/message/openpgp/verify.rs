@@ -9,8 +9,9 @@ use openpgp::policy::StandardPolicy;
 
 use super::cleartext::parse_cleartext;
 use super::helper::{Counts, Helper, TooManySignatures};
-use super::{to_crlf, DecryptError, Outcome, SigVerdict, MAX_SIGNATURES};
+use super::{DecryptError, Outcome, SigVerdict, MAX_SIGNATURES};
 use crate::keys::PgpKeys;
+use crate::text::{self, LoneCr};
 
 /// What [`verify_cleartext`] found.
 #[derive(Debug)]
@@ -80,7 +81,7 @@ pub fn verify_detached_counted(
     if all_good || too_many || !has_bare_lf(data) {
         return (first, examined);
     }
-    let (second, out) = verify_detached_once(keys, sig, &to_crlf(data));
+    let (second, out) = verify_detached_once(keys, sig, &text::to_crlf(data, LoneCr::Ends));
     examined += out.signature_packets;
     if second.iter().any(|v| matches!(v, SigVerdict::Good { .. })) {
         (second, examined)
@@ -133,8 +134,21 @@ fn verify_detached_inner(
     Ok((sigs, out))
 }
 
+/// Whether a line of `data` ends in LF alone (not CRLF).
 fn has_bare_lf(data: &[u8]) -> bool {
-    data.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'))
+    text::lines(data, LoneCr::Content).any(|l| l.end == b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_lf() {
+        assert!(has_bare_lf(b"\n"));
+        assert!(has_bare_lf(b"a\r\nb\nc"));
+        assert!(has_bare_lf(b"a\r\r\nb\r\n\n"));
+        assert!(!has_bare_lf(b"a\r\nb\rc\r\n"));
+        assert!(!has_bare_lf(b""));
+    }
 }
