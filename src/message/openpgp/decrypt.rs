@@ -10,9 +10,9 @@ use openpgp::crypto::SessionKey;
 use openpgp::packet::{PKESK, SKESK};
 use openpgp::parse::stream::*;
 use openpgp::parse::{PacketParser, Parse};
-use openpgp::policy::StandardPolicy;
 use openpgp::types::SymmetricAlgorithm;
 
+use super::errors::{self, SessionKeyRejected, WatchedPolicy};
 use super::helper::{Counts, Helper};
 use super::{Outcome, MAX_KEY_OPERATIONS, MAX_SIGNATURES};
 use crate::keys::PgpKeys;
@@ -98,9 +98,7 @@ impl DecryptionHelper for Helper<'_> {
             }
         }
         if self.out.session_key_rejected {
-            return Err(anyhow_error(
-                "the ciphertext is corrupt or was tampered with",
-            ));
+            return Err(SessionKeyRejected.into());
         }
         Err(NoMatchingKey.into())
     }
@@ -113,37 +111,15 @@ fn recipient_name(p: &PKESK) -> String {
     }
 }
 
-fn anyhow_error(msg: &str) -> openpgp::anyhow::Error {
-    openpgp::anyhow::anyhow!(msg.to_string())
-}
-
 fn read_capped<R: Read>(r: R, cap: usize) -> Result<Vec<u8>, DecryptError> {
     let mut buf = Vec::new();
     r.take(cap as u64 + 1)
         .read_to_end(&mut buf)
-        .map_err(|e| classify_error(&e.to_string()))?;
+        .map_err(|e| errors::decrypt_failure(&e, e.to_string(), false))?;
     if buf.len() > cap {
         return Err(DecryptError::TooLarge(cap));
     }
     Ok(buf)
-}
-
-fn classify_error(text: &str) -> DecryptError {
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("manipulated")
-        || lower.contains("corrupt")
-        || lower.contains("tampered")
-        || lower.contains("mdc")
-        || lower.contains("authentication")
-    {
-        DecryptError::Integrity(text.to_string())
-    } else if lower.contains("policy rejected packet type") {
-        DecryptError::Other(format!(
-            "unsupported or insecure encryption format ({text})"
-        ))
-    } else {
-        DecryptError::Other(text.to_string())
-    }
 }
 
 /// Decrypted (or, for a signed-only "PGP MESSAGE", unwrapped) content.
@@ -156,7 +132,7 @@ pub struct Decrypted {
 /// Decrypt an OpenPGP message (armored or binary), verifying signatures
 /// inside it. `cap` bounds the plaintext (decompression included).
 pub fn decrypt(keys: &PgpKeys, msg: &[u8], cap: usize) -> Result<Decrypted, DecryptError> {
-    let policy = StandardPolicy::new();
+    let policy = WatchedPolicy::new();
     // Recipients are needed for the error message even when with_policy
     // fails and drops the helper: collect them up front.
     let recipients = || recipient_list(&pkesk_recipients(msg));
@@ -184,7 +160,12 @@ pub fn decrypt(keys: &PgpKeys, msg: &[u8], cap: usize) -> Result<Decrypted, Decr
                     r
                 }));
             }
-            return Err(classify_error(&format!("{e:#}")));
+            let text = format!("{e:#}");
+            return Err(errors::decrypt_failure(
+                e.as_ref(),
+                text,
+                policy.packet_rejected(),
+            ));
         }
     };
     let plaintext = match read_capped(&mut d, cap) {

@@ -14,6 +14,7 @@
 
 mod cleartext;
 mod decrypt;
+mod errors;
 mod helper;
 mod verify;
 
