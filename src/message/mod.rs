@@ -1056,6 +1056,9 @@ impl From<&SigVerdict> for Sig {
                 Sig::Unknown(format!("issuer={}", issuers.join("/")))
             }
             SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
+            // Not a verdict on the message: never `bad` (placeholder until
+            // the typed Signature model has its own internal-error reason).
+            SigVerdict::Internal { reason } => Sig::Unknown(format!("internal error ({reason})")),
         }
     }
 }

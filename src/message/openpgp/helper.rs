@@ -12,7 +12,7 @@ use openpgp::parse::stream::*;
 use openpgp::parse::PacketParser;
 use openpgp::KeyHandle;
 
-use super::{Outcome, SigVerdict, MAX_SIGNATURES};
+use super::{errors, Outcome, SigVerdict, MAX_SIGNATURES};
 use crate::keys::PgpKeys;
 
 /// Raised from [`VerificationHelper::inspect`] when a message holds more
@@ -140,18 +140,87 @@ fn classify(r: VerificationResult<'_>) -> SigVerdict {
         Err(VerificationError::BadKey { ka, error, .. }) => SigVerdict::Rejected {
             reason: format!("signing key {} not valid: {error}", ka.key().fingerprint()),
         },
-        Err(VerificationError::BadSignature { error, .. }) => {
-            match error.downcast_ref::<openpgp::Error>() {
-                Some(openpgp::Error::PolicyViolation(what, _)) => SigVerdict::Rejected {
-                    reason: format!("{what} signatures are not accepted"),
-                },
-                _ => SigVerdict::Bad {
-                    reason: format!("signature does not verify: {error}"),
-                },
-            }
-        }
+        Err(VerificationError::BadSignature { error, .. }) => bad_signature(&error),
         Err(e) => SigVerdict::Bad {
             reason: e.to_string(),
         },
+    }
+}
+
+/// A signature with a known, valid key that was not accepted: `Rejected`
+/// when the policy refused it (a weak hash), `Bad` when sequoia judged it
+/// (it does not verify, it expired, it is not for us, ...), `Internal` when
+/// the error is none of sequoia's and no I/O error: the crypto backend
+/// (OpenSSL) failed while checking, which says nothing about the message.
+pub(super) fn bad_signature(error: &openpgp::anyhow::Error) -> SigVerdict {
+    if let Some(openpgp::Error::PolicyViolation(what, _)) = error.downcast_ref::<openpgp::Error>() {
+        return SigVerdict::Rejected {
+            reason: format!("{what} signatures are not accepted"),
+        };
+    }
+    if is_library_failure(error) {
+        return SigVerdict::Internal {
+            reason: format!("the crypto library failed while checking the signature: {error}"),
+        };
+    }
+    SigVerdict::Bad {
+        reason: format!("signature does not verify: {error}"),
+    }
+}
+
+/// Whether `error` is neither sequoia's own error nor an I/O error: a
+/// failure of the crypto backend (an `ossl::Error` from OpenSSL: a context
+/// or key it could not set up), not a verdict on the input.
+pub(super) fn is_library_failure(error: &openpgp::anyhow::Error) -> bool {
+    let e = error.as_ref();
+    errors::sequoia_error(e).is_none() && errors::find::<std::io::Error>(e).is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openpgp::anyhow;
+
+    /// Stands for an error of the crypto backend (OpenSSL's `ossl::Error`
+    /// is not one of sequoia's types either).
+    #[derive(Debug, thiserror::Error)]
+    #[error("OpenSSL returned a NULL ptr as an error")]
+    struct BackendFailed;
+
+    #[test]
+    fn a_failing_backend_is_no_bad_signature() {
+        let v = bad_signature(&anyhow::Error::from(openpgp::Error::ManipulatedMessage));
+        assert_eq!(
+            v,
+            SigVerdict::Bad {
+                reason: "signature does not verify: Message has been manipulated".into()
+            }
+        );
+        let v = bad_signature(&anyhow::Error::from(openpgp::Error::PolicyViolation(
+            "SHA1".into(),
+            None,
+        )));
+        assert_eq!(
+            v,
+            SigVerdict::Rejected {
+                reason: "SHA1 signatures are not accepted".into()
+            }
+        );
+        let expired = anyhow::Error::from(openpgp::Error::Expired(std::time::UNIX_EPOCH))
+            .context("signature not alive");
+        assert!(matches!(bad_signature(&expired), SigVerdict::Bad { .. }));
+        let io = anyhow::Error::from(std::io::Error::other("x"));
+        assert!(matches!(bad_signature(&io), SigVerdict::Bad { .. }));
+        let v = bad_signature(&anyhow::Error::from(BackendFailed));
+        assert_eq!(
+            v,
+            SigVerdict::Internal {
+                reason: "the crypto library failed while checking the signature: OpenSSL \
+                         returned a NULL ptr as an error"
+                    .into()
+            }
+        );
+        let v = bad_signature(&anyhow::Error::from(BackendFailed).context("verifying"));
+        assert!(matches!(v, SigVerdict::Internal { .. }), "{v:?}");
     }
 }

@@ -44,6 +44,10 @@ pub enum SigVerdict {
     Bad { reason: String },
     /// Rejected by policy: weak hash, expired or revoked key, unbound key.
     Rejected { reason: String },
+    /// Not checked: the crypto library (OpenSSL, below sequoia) failed for
+    /// a reason of its own while checking. No verdict on the message or
+    /// its sender; `reason` says what failed.
+    Internal { reason: String },
 }
 
 /// At most this many signature packets (and as many one-pass signature

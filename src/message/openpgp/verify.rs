@@ -8,7 +8,7 @@ use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 
 use super::cleartext::parse_cleartext;
-use super::helper::{Counts, Helper, TooManySignatures};
+use super::helper::{is_library_failure, Counts, Helper, TooManySignatures};
 use super::{DecryptError, Outcome, SigVerdict, MAX_SIGNATURES};
 use crate::keys::PgpKeys;
 use crate::text::{self, LoneCr};
@@ -97,12 +97,14 @@ fn verify_detached_once(keys: &PgpKeys, sig: &[u8], data: &[u8]) -> (Vec<SigVerd
     let (sigs, mut out) = match result {
         Ok((sigs, out)) => (sigs, out),
         Err(e) => {
-            let reason = if counts.too_many() {
-                TooManySignatures.to_string()
+            let verdict = if counts.too_many() {
+                SigVerdict::Bad {
+                    reason: TooManySignatures.to_string(),
+                }
             } else {
                 e
             };
-            (vec![SigVerdict::Bad { reason }], Outcome::default())
+            (vec![verdict], Outcome::default())
         }
     };
     out.signature_packets = counts.signatures.get();
@@ -115,21 +117,31 @@ fn verify_detached_inner(
     policy: &StandardPolicy<'_>,
     sig: &[u8],
     data: &[u8],
-) -> Result<(Vec<SigVerdict>, Outcome), String> {
+) -> Result<(Vec<SigVerdict>, Outcome), SigVerdict> {
+    let bad = |reason: String| SigVerdict::Bad { reason };
     let builder = DetachedVerifierBuilder::from_bytes(sig)
-        .map_err(|e| format!("unreadable signature: {e}"))?;
+        .map_err(|e| bad(format!("unreadable signature: {e}")))?;
     // with_policy parses every signature packet (calling inspect for
     // each, which stops the parse beyond MAX_SIGNATURES) before any data
     // is hashed.
     let mut v = builder
         .with_policy(policy, None, Helper::new(keys, counts))
-        .map_err(|e| format!("unreadable signature: {e}"))?;
-    v.verify_bytes(data)
-        .map_err(|e| format!("verification failed: {e}"))?;
+        .map_err(|e| bad(format!("unreadable signature: {e}")))?;
+    // Hashing the data: a failure that is neither sequoia's nor I/O is
+    // the crypto backend's (a hash context OpenSSL could not set up).
+    v.verify_bytes(data).map_err(|e| {
+        if is_library_failure(&e) {
+            SigVerdict::Internal {
+                reason: format!("the crypto library failed while hashing the signed data: {e}"),
+            }
+        } else {
+            bad(format!("verification failed: {e}"))
+        }
+    })?;
     let mut out = v.into_helper().out;
     let sigs = std::mem::take(&mut out.sigs);
     if sigs.is_empty() {
-        return Err("no signature in the signature part".into());
+        return Err(bad("no signature in the signature part".into()));
     }
     Ok((sigs, out))
 }
