@@ -32,22 +32,42 @@ struct KeyBudgetExhausted;
 #[error("no matching secret key")]
 struct NoMatchingKey;
 
-/// Why decryption produced nothing.
+/// Why decryption produced nothing. Every variant is a verdict on the
+/// message (what its sender made, or what happened to it on the way).
+///
+/// There is no internal-error variant: sequoia reports the failures of its
+/// crypto backend during decryption in ways that cannot be told from a
+/// verdict on the message. A PKESK that does not decrypt is `None` (on
+/// purpose: no decryption oracle), and an AEAD tag OpenSSL rejects is the
+/// same `ossl::Error` as any other OpenSSL failure (see `Other`), so
+/// calling either internal would excuse forged mail.
 #[derive(Debug, thiserror::Error)]
 pub enum DecryptError {
+    /// No PKESK names one of our keys (or none decrypts with them): the
+    /// message is for someone else. Names the recipients.
     #[error("no secret key for {0}")]
     NoSecretKey(String),
+    /// The ciphertext, its MDC or its compressed content was tampered
+    /// with, or our session key does not decrypt it.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// The plaintext (decompression included) is larger than the cap.
     #[error("decrypted content exceeds {0} octets")]
     TooLarge(usize),
+    /// More than [`MAX_SIGNATURES`] signature packets: the parse stopped.
     #[error(
         "too many signatures: more than {MAX_SIGNATURES} signature packets in the message; \
          not decrypted"
     )]
     TooManySignatures,
+    /// [`MAX_KEY_OPERATIONS`] private-key operations spent without a
+    /// session key (too many anonymous recipients).
     #[error("no session key found for {0}: {KeyBudgetExhausted}")]
     KeyBudget(String),
+    /// Anything else sequoia refused: a malformed message, a packet type
+    /// or algorithm the policy does not accept (`unsupported or insecure
+    /// encryption format (...)`), an AEAD chunk that does not decrypt
+    /// (OpenSSL's text), ...
     #[error("{0}")]
     Other(String),
 }

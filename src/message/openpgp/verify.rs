@@ -19,7 +19,7 @@ pub struct ClearVerified {
     /// The signed text (as hashed: CRLF lines, dash-escapes removed).
     pub text: Vec<u8>,
     pub sigs: Vec<SigVerdict>,
-    /// Offset in the input just past the block ([`Cleartext::end`]).
+    /// Offset in the input just past the block ([`super::Cleartext::end`]).
     pub end: usize,
 }
 
