@@ -1058,7 +1058,7 @@ impl From<&SigVerdict> for Sig {
             SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
             // Not a verdict on the message: never `bad` (placeholder until
             // the typed Signature model has its own internal-error reason).
-            SigVerdict::Internal { reason } => Sig::Unknown(format!("internal error ({reason})")),
+            SigVerdict::Internal { reason } => Sig::Unknown(reason.clone()),
         }
     }
 }

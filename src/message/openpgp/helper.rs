@@ -160,7 +160,9 @@ pub(super) fn bad_signature(error: &openpgp::anyhow::Error) -> SigVerdict {
     }
     if is_library_failure(error) {
         return SigVerdict::Internal {
-            reason: format!("the crypto library failed while checking the signature: {error}"),
+            reason: format!(
+                "internal error: the crypto library failed while checking the signature: {error}"
+            ),
         };
     }
     SigVerdict::Bad {
@@ -215,8 +217,8 @@ mod tests {
         assert_eq!(
             v,
             SigVerdict::Internal {
-                reason: "the crypto library failed while checking the signature: OpenSSL \
-                         returned a NULL ptr as an error"
+                reason: "internal error: the crypto library failed while checking the \
+                         signature: OpenSSL returned a NULL ptr as an error"
                     .into()
             }
         );

@@ -46,7 +46,8 @@ pub enum SigVerdict {
     Rejected { reason: String },
     /// Not checked: the crypto library (OpenSSL, below sequoia) failed for
     /// a reason of its own while checking. No verdict on the message or
-    /// its sender; `reason` says what failed.
+    /// its sender; `reason` says what failed and starts with
+    /// `internal error: `.
     Internal { reason: String },
 }
 

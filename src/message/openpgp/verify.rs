@@ -132,7 +132,9 @@ fn verify_detached_inner(
     v.verify_bytes(data).map_err(|e| {
         if is_library_failure(&e) {
             SigVerdict::Internal {
-                reason: format!("the crypto library failed while hashing the signed data: {e}"),
+                reason: format!(
+                    "internal error: the crypto library failed while hashing the signed data: {e}"
+                ),
             }
         } else {
             bad(format!("verification failed: {e}"))
