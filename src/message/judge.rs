@@ -51,6 +51,7 @@ impl From<&openpgp::SigVerdict> for Sig {
                 Sig::Unknown(Unknown::Issuers(issuers.clone()))
             }
             openpgp::SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
+            openpgp::SigVerdict::Internal { reason } => Sig::Internal(reason.clone()),
         }
     }
 }
