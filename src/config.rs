@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::pop3::session::EngineLimits;
+use crate::pop3::engine::EngineLimits;
 
 /// How popcrypt talks TLS to the mail server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]

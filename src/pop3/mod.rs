@@ -2,6 +2,11 @@
 //! relay state machine. Everything here works on byte slices.
 
 pub mod command;
+pub mod engine;
 pub mod line;
 pub mod response;
-pub mod session;
+
+/// The relay engine's former path, kept while callers outside `pop3`
+/// (`tests/robustness.rs`, `message`) move to [`engine`].
+#[doc(hidden)]
+pub use engine as session;

@@ -9,11 +9,11 @@ use tokio::time::{sleep, sleep_until, Instant};
 use zeroize::Zeroizing;
 
 use super::upstream::{self, write_all, Stream};
-use super::Context;
+use super::{Context, Error};
 use crate::config::secs;
 use crate::message::report::verdict_tokens;
 use crate::message::{annotate_message, Report};
-use crate::pop3::session::{CloseReason, Engine, Event, MessageHook};
+use crate::pop3::engine::{CloseReason, Engine, Event, MessageHook};
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -25,6 +25,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
     let connected = tokio::select! {
         r = upstream::connect(cfg, &ctx.tls) => r,
         _ = shutdown.changed() => {
+            tracing::info!("shutdown before the mail server answered; nothing sent upstream");
             let _ = write_all(
                 &mut client,
                 b"-ERR [SYS/TEMP] popcrypt: proxy shutting down\r\n",
@@ -38,7 +39,8 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
     let (mut server, greeting) = match connected {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(error = %e, "upstream unavailable; client told, nothing sent upstream");
+            let e = Error::from(e);
+            tracing::warn!(side = %e.side(), error = %e, "upstream unavailable; client told, nothing sent upstream");
             let line = format!("-ERR [SYS/TEMP] popcrypt: {e}\r\n");
             let _ = write_all(&mut client, line.as_bytes(), write_limit).await;
             close_client(client).await;
@@ -49,27 +51,47 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
     let hook: Arc<dyn MessageHook> = ctx.transformer.clone();
     let mut engine = Engine::new(cfg.engine_limits(), hook);
     engine.greeting(&greeting);
-    let reason = relay(&mut engine, &mut client, &mut server, &ctx, &mut shutdown).await;
-    match &reason {
+    let mut io = Io {
+        client: &mut client,
+        server: &mut server,
+        ctx: &ctx,
+        shutdown: &mut shutdown,
+    };
+    let reason = relay(&mut engine, &mut io).await;
+    log_end(&reason);
+    // Dropping the server stream closes it without QUIT unless the client
+    // sent one (which the engine forwarded).
+    drop(server);
+    close_client(client).await;
+}
+
+/// Say in the log how the session ended and whose doing it was.
+fn log_end(reason: &CloseReason) {
+    match reason {
         CloseReason::Quit => {
             tracing::info!("session ended by QUIT; deletions committed by the server")
         }
         CloseReason::ClientGone => {
             tracing::info!(
+                side = "client",
                 "client gone without QUIT; upstream closed without QUIT so deletions roll back"
             )
         }
         CloseReason::Upstream(why) => {
-            tracing::warn!(why = %why, "session ended by the upstream side")
+            tracing::warn!(side = "upstream", why = %why, "session ended by the upstream side")
         }
         CloseReason::Client(why) => {
-            tracing::info!(why = %why, "session ended; upstream closed without QUIT so deletions roll back")
+            tracing::info!(side = "client", why = %why, "session ended; upstream closed without QUIT so deletions roll back")
+        }
+        CloseReason::Shutdown => {
+            tracing::info!(
+                "session ended by shutdown; upstream closed without QUIT so deletions roll back"
+            )
+        }
+        CloseReason::Internal(why) => {
+            tracing::error!(side = "internal", why = %why, "session ended by an internal error; upstream closed without QUIT so deletions roll back")
         }
     }
-    // Dropping the server stream closes it without QUIT unless the client
-    // sent one (which the engine forwarded).
-    drop(server);
-    close_client(client).await;
 }
 
 /// End the client connection so that the last answer (often a `-ERR`
@@ -98,51 +120,48 @@ fn ends_mid_line(chunk: &[u8], was_mid_line: bool) -> bool {
     }
 }
 
-async fn relay(
-    engine: &mut Engine,
-    client: &mut TcpStream,
-    server: &mut Box<dyn Stream>,
-    ctx: &Arc<Context>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> CloseReason {
-    let cfg = &ctx.config;
-    let write_limit = secs(cfg.timeouts.write);
+/// The two connections of a session and what their loop needs.
+struct Io<'a> {
+    client: &'a mut TcpStream,
+    server: &'a mut Box<dyn Stream>,
+    ctx: &'a Arc<Context>,
+    shutdown: &'a mut watch::Receiver<bool>,
+}
+
+/// Where the client's current command line stands, for the command timeout.
+struct LineClock {
+    /// The client has sent part of a line.
+    mid_line: bool,
+    /// Runs only while the proxy waits for the client (not while a
+    /// pipelined command is served).
+    deadline: Option<Instant>,
+}
+
+async fn relay(engine: &mut Engine, io: &mut Io<'_>) -> CloseReason {
     // The client's bytes are passwords and SASL responses, the server's the
     // mail: both read buffers are zeroed when the session ends. They never
     // grow (reads fill at most their length).
     let mut cbuf = Zeroizing::new(vec![0u8; READ_CHUNK]);
     let mut sbuf = Zeroizing::new(vec![0u8; READ_CHUNK]);
     let mut closing: Option<CloseReason> = None;
-    let command_limit = secs(cfg.timeouts.command);
-    // The client has sent part of a line; the deadline runs only while the
-    // proxy waits for the client (not while a pipelined command is served).
-    let mut mid_line = false;
-    let mut line_deadline: Option<Instant> = None;
+    let mut clock = LineClock {
+        mid_line: false,
+        deadline: None,
+    };
     loop {
         while let Some(ev) = engine.next_event() {
             match ev {
                 Event::Transform(raw) => {
-                    let out = transform(ctx, raw).await;
+                    let out = transform(io.ctx, raw).await;
                     engine.transform_done(out);
                 }
                 Event::Close(r) => closing = Some(r),
             }
         }
-        // Zeroed when dropped, after the write.
-        let up = engine.take_upstream_output();
-        if !up.is_empty() {
-            if let Err(e) = write_all(server, &up, write_limit).await {
-                tracing::warn!(error = %e, "write to upstream failed");
-                engine.upstream_eof();
-                continue;
-            }
-        }
-        let down = engine.take_client_output();
-        if !down.is_empty() {
-            if let Err(e) = write_all(client, &down, write_limit).await {
-                tracing::info!(error = %e, "write to client failed");
-                return CloseReason::ClientGone;
-            }
+        match flush(engine, io).await {
+            Flushed::Done => {}
+            Flushed::UpstreamFailed => continue,
+            Flushed::ClientGone => return CloseReason::ClientGone,
         }
         if let Some(r) = closing.take() {
             return r;
@@ -157,49 +176,96 @@ async fn relay(
         // command; end the session instead.
         if !engine.awaiting_upstream() && engine.upstream_buffered() > 0 {
             tracing::warn!("the mail server sent data nobody asked for; ending the session");
-            engine.abort("the mail server sent data nobody asked for, closing");
+            engine.upstream_unasked();
             continue;
         }
-        let awaiting = engine.awaiting_upstream();
-        let wants_client = engine.wants_client_input();
-        let waiting_for_client = wants_client && !awaiting;
-        if !(waiting_for_client && mid_line) {
-            line_deadline = None;
-        } else if line_deadline.is_none() {
-            line_deadline = Some(Instant::now() + command_limit);
-        }
-        let line_timer = line_deadline.unwrap_or_else(Instant::now);
-        tokio::select! {
-            r = client.read(&mut cbuf), if wants_client => match r {
-                Ok(0) | Err(_) => engine.client_eof(),
-                Ok(n) => {
-                    mid_line = ends_mid_line(&cbuf[..n], mid_line);
-                    engine.client_data(&cbuf[..n]);
-                }
-            },
-            _ = sleep_until(line_timer), if line_deadline.is_some() => {
-                tracing::info!("client command line not completed in time");
-                engine.abort("command not completed in time, closing");
-            }
-            r = server.read(&mut sbuf), if awaiting => match r {
-                Ok(0) => engine.upstream_eof(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "read from upstream failed");
-                    engine.upstream_eof();
-                }
-                Ok(n) => engine.upstream_data(&sbuf[..n]),
-            },
-            _ = sleep(secs(cfg.timeouts.upstream_response)), if awaiting => engine.upstream_timeout(),
-            _ = sleep(secs(cfg.timeouts.client_idle)), if !awaiting => {
-                tracing::info!("client idle timeout");
-                engine.abort("idle timeout, closing");
-            }
-            _ = shutdown.changed() => engine.abort("proxy shutting down"),
-        }
+        wait(engine, io, &mut clock, &mut cbuf, &mut sbuf).await;
     }
 }
 
-/// Stack of the thread a transform runs on. The transform bounds MIME
+/// What became of the queued output.
+enum Flushed {
+    Done,
+    /// The server could not be written to; the engine was told.
+    UpstreamFailed,
+    /// The client could not be written to.
+    ClientGone,
+}
+
+/// Write what the engine queued for each side.
+async fn flush(engine: &mut Engine, io: &mut Io<'_>) -> Flushed {
+    let write_limit = secs(io.ctx.config.timeouts.write);
+    // Zeroed when dropped, after the write.
+    let up = engine.take_upstream_output();
+    if !up.is_empty() {
+        if let Err(e) = write_all(io.server, &up, write_limit).await {
+            tracing::warn!(side = "upstream", error = %e, "write to upstream failed");
+            engine.upstream_eof();
+            return Flushed::UpstreamFailed;
+        }
+    }
+    let down = engine.take_client_output();
+    if !down.is_empty() {
+        if let Err(e) = write_all(io.client, &down, write_limit).await {
+            let e = Error::Client(e);
+            tracing::info!(side = %e.side(), error = %e, "write to client failed");
+            return Flushed::ClientGone;
+        }
+    }
+    Flushed::Done
+}
+
+/// Wait for whichever comes first: client bytes, server bytes, a timeout,
+/// or shutdown, and hand it to the engine.
+async fn wait(
+    engine: &mut Engine,
+    io: &mut Io<'_>,
+    clock: &mut LineClock,
+    cbuf: &mut [u8],
+    sbuf: &mut [u8],
+) {
+    let cfg = &io.ctx.config;
+    let awaiting = engine.awaiting_upstream();
+    let wants_client = engine.wants_client_input();
+    let waiting_for_client = wants_client && !awaiting;
+    if !(waiting_for_client && clock.mid_line) {
+        clock.deadline = None;
+    } else if clock.deadline.is_none() {
+        clock.deadline = Some(Instant::now() + secs(cfg.timeouts.command));
+    }
+    let line_timer = clock.deadline.unwrap_or_else(Instant::now);
+    tokio::select! {
+        r = io.client.read(cbuf), if wants_client => match r {
+            Ok(0) | Err(_) => engine.client_eof(),
+            Ok(n) => {
+                clock.mid_line = ends_mid_line(&cbuf[..n], clock.mid_line);
+                engine.client_data(&cbuf[..n]);
+            }
+        },
+        _ = sleep_until(line_timer), if clock.deadline.is_some() => {
+            tracing::info!("client command line not completed in time");
+            engine.abort("command not completed in time, closing");
+        }
+        r = io.server.read(sbuf), if awaiting => match r {
+            Ok(0) => engine.upstream_eof(),
+            Err(e) => {
+                tracing::warn!(side = "upstream", error = %e, "read from upstream failed");
+                engine.upstream_eof();
+            }
+            Ok(n) => engine.upstream_data(&sbuf[..n]),
+        },
+        _ = sleep(secs(cfg.timeouts.upstream_response)), if awaiting => engine.upstream_timeout(),
+        _ = sleep(secs(cfg.timeouts.client_idle)), if !awaiting => {
+            tracing::info!("client idle timeout");
+            engine.abort("idle timeout, closing");
+        }
+        _ = io.shutdown.changed() => engine.shutdown(),
+    }
+}
+
+/// Stack of the thread a transform runs on: a stack size, not a message
+/// size limit (that is `limits::MAX_MESSAGE_SIZE`), though both are 64 MiB.
+/// The transform bounds MIME
 /// nesting before any recursive parser sees the bytes (`message::strict`);
 /// this leaves a wide margin over what the bounded depth needs (a 2 MiB
 /// stack suffices, see tests/golden_forgery.rs), so no message can overflow
@@ -221,8 +287,12 @@ async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
             let _ = tx.send(t.transform(&input));
         });
     let result = match spawned {
-        Ok(_) => rx.await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Ok(_) => rx
+            .await
+            .map_err(|_| Error::Internal("the transform thread ended without an answer".into())),
+        Err(e) => Err(Error::Internal(format!(
+            "cannot start a transform thread: {e}"
+        ))),
     };
     match result {
         Ok((out, report)) => {
@@ -236,7 +306,7 @@ async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
             out
         }
         Err(e) => {
-            tracing::error!(error = %e, "message transform failed; delivering the original");
+            tracing::error!(side = %e.side(), error = %e, "message transform failed; delivering the original");
             let report = Report {
                 encryption: "none; failed (internal error, original message delivered)".into(),
                 signature: "none".into(),
