@@ -17,8 +17,13 @@ use crate::pop3::engine::{CloseReason, Engine, Event, MessageHook};
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Serve one client until QUIT, disconnect, timeout or shutdown.
-pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::Receiver<bool>) {
+/// Serve one client until QUIT, disconnect, timeout or shutdown; returns
+/// why the session ended (already logged).
+pub async fn run(
+    mut client: TcpStream,
+    ctx: Arc<Context>,
+    mut shutdown: watch::Receiver<bool>,
+) -> CloseReason {
     let _ = client.set_nodelay(true);
     let cfg = &ctx.config;
     let write_limit = secs(cfg.timeouts.write);
@@ -33,7 +38,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
             )
             .await;
             close_client(client).await;
-            return;
+            return CloseReason::Shutdown;
         }
     };
     let (mut server, greeting) = match connected {
@@ -44,7 +49,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
             let line = format!("-ERR [SYS/TEMP] popcrypt: {e}\r\n");
             let _ = write_all(&mut client, line.as_bytes(), write_limit).await;
             close_client(client).await;
-            return;
+            return CloseReason::Upstream(e.to_string());
         }
     };
     tracing::info!("upstream connected");
@@ -63,6 +68,7 @@ pub async fn run(mut client: TcpStream, ctx: Arc<Context>, mut shutdown: watch::
     // sent one (which the engine forwarded).
     drop(server);
     close_client(client).await;
+    reason
 }
 
 /// Say in the log how the session ended and whose doing it was.
@@ -313,5 +319,118 @@ async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
             };
             annotate_message(&raw, &report)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FileConfig, UpstreamTls};
+    use crate::message::Transformer;
+    use tokio::net::TcpListener;
+
+    /// A context for a plain-POP3 fake server on loopback at `port`.
+    fn context(port: u16) -> Arc<Context> {
+        let file = FileConfig {
+            upstream: Some(format!("127.0.0.1:{port}")),
+            upstream_tls: Some(UpstreamTls::None),
+            use_system_roots: Some(false),
+            ..FileConfig::default()
+        };
+        let mut config = file.validate().unwrap();
+        config.upstream_ca_pem = Some(crate::demo::DEMO_CA_PEM.to_vec());
+        Context::new(config, Transformer::new()).unwrap()
+    }
+
+    /// A fake server that greets, answers every line `+OK`, and returns
+    /// what it was sent once the proxy closes the connection.
+    async fn fake_server() -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.write_all(b"+OK ready\r\n").await.unwrap();
+            let (mut got, mut buf) = (Vec::new(), [0u8; 1024]);
+            while let Ok(n @ 1..) = s.read(&mut buf).await {
+                got.extend_from_slice(&buf[..n]);
+                if got.ends_with(b"\r\n") {
+                    let _ = s.write_all(b"+OK\r\n").await;
+                }
+            }
+            got
+        });
+        (port, task)
+    }
+
+    /// A session between a test client and the proxy's `run`.
+    async fn session(
+        ctx: Arc<Context>,
+        stop: watch::Receiver<bool>,
+    ) -> (TcpStream, tokio::task::JoinHandle<CloseReason>) {
+        let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(front.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (sock, _) = front.accept().await.unwrap();
+        (client, tokio::spawn(run(sock, ctx, stop)))
+    }
+
+    async fn read_some(client: &mut TcpStream, want: &[u8]) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(want) {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_is_reported_as_shutdown_and_sends_no_quit() {
+        let (port, server) = fake_server().await;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (mut client, ended) = session(context(port), stop_rx).await;
+        assert_eq!(read_some(&mut client, b"\r\n").await, b"+OK ready\r\n");
+        client.write_all(b"USER a\r\n").await.unwrap();
+        assert_eq!(read_some(&mut client, b"\r\n").await, b"+OK\r\n");
+        stop_tx.send(true).unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"-ERR [SYS/TEMP] popcrypt: proxy shutting down\r\n");
+        drop(client);
+        assert_eq!(ended.await.unwrap(), CloseReason::Shutdown);
+        assert_eq!(server.await.unwrap(), b"USER a\r\n", "no QUIT upstream");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_the_upstream_side() {
+        // A port nothing listens on: bound, then released.
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let (mut client, ended) = session(context(port), stop_rx).await;
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert!(got.starts_with(b"-ERR [SYS/TEMP] popcrypt: cannot connect"));
+        drop(client);
+        assert!(matches!(ended.await.unwrap(), CloseReason::Upstream(_)));
+    }
+
+    #[tokio::test]
+    async fn quit_is_reported_as_quit() {
+        let (port, server) = fake_server().await;
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let (mut client, ended) = session(context(port), stop_rx).await;
+        read_some(&mut client, b"\r\n").await;
+        client.write_all(b"QUIT\r\n").await.unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"+OK\r\n");
+        drop(client);
+        assert_eq!(ended.await.unwrap(), CloseReason::Quit);
+        assert_eq!(server.await.unwrap(), b"QUIT\r\n");
     }
 }
