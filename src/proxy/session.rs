@@ -269,18 +269,18 @@ async fn wait(
     }
 }
 
-/// Stack of the thread a transform runs on: a stack size, not a message
-/// size limit (that is `limits::MAX_MESSAGE_SIZE`), though both are 64 MiB.
-/// The transform bounds MIME
-/// nesting before any recursive parser sees the bytes (`message::strict`);
-/// this leaves a wide margin over what the bounded depth needs (a 2 MiB
-/// stack suffices, see tests/golden_forgery.rs), so no message can overflow
-/// it and abort the proxy with every session in it.
+/// Stack of the thread a transform runs on. A stack size, not a message
+/// size: it is not `limits::MAX_MESSAGE_SIZE`, though both are 64 MiB. The
+/// transform bounds MIME nesting before any recursive parser sees the bytes
+/// (`message::strict`); this leaves a wide margin over what the bounded
+/// depth needs (a 2 MiB stack suffices, see tests/golden_forgery.rs), so no
+/// message can overflow it and abort the proxy with every session in it.
 const TRANSFORM_STACK: usize = 64 << 20;
 
 /// Run the message transform off the async threads, on a thread of its own
-/// with a large stack. A failure inside it still delivers the original
-/// message.
+/// with a large stack. A thread that cannot start or dies is an internal
+/// error ([`Error::Internal`], logged as such); the session goes on and the
+/// client still gets the original message, marked as not processed.
 async fn transform(ctx: &Arc<Context>, raw: Vec<u8>) -> Vec<u8> {
     let raw = Arc::new(raw);
     let input = raw.clone();

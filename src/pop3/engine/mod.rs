@@ -11,9 +11,9 @@
 //! the upstream connection without QUIT so the server rolls deletions back.
 //!
 //! The rooms: this file holds the engine, its events and its public API;
-//! [`gate`] decides what the client may do when, [`replies`] relays the
-//! server's answers to ordinary commands, [`retr`] handles RETR and TOP
-//! (and the [`MessageHook`] interface to `message`), and [`sizes`] keeps
+//! `gate.rs` decides what the client may do when, `replies.rs` relays the
+//! server's answers to ordinary commands, `retr.rs` handles RETR and TOP
+//! (and the [`MessageHook`] interface to `message`), and `sizes.rs` keeps
 //! the LIST/STAT sizes in step with what RETR delivered.
 
 mod gate;
