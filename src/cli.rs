@@ -46,7 +46,7 @@ pub struct DecryptArgs {
     #[arg(long)]
     pub keys_passphrase_env: Option<String>,
     /// Largest plaintext produced, in octets.
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = crate::limits::MAX_MESSAGE_SIZE)]
     pub max_message_size: usize,
     /// Write the message here instead of standard output.
     #[arg(short, long)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::pop3::session::EngineLimits;
+use crate::pop3::engine::EngineLimits;
 
 /// How popcrypt talks TLS to the mail server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -126,16 +126,30 @@ pub struct FileConfig {
     pub timeouts: Timeouts,
 }
 
-/// A configuration error, with what to do about it.
+/// A configuration error, with what to do about it. Every variant is the
+/// operator's to fix (the configuration side, see `proxy::Side`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file given with `--config`.
         path: PathBuf,
+        /// What the system said.
         source: std::io::Error,
     },
+    /// The file is not valid TOML or names an unknown key; `message` gives
+    /// line and column but never quotes the file (it may hold a secret).
     #[error("invalid config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file given with `--config`.
+        path: PathBuf,
+        /// Where and what, without the file's text.
+        message: String,
+    },
+    /// The settings parse but cannot work together (a missing upstream, a
+    /// plaintext listener off loopback, a limit or timeout out of range, a
+    /// file they name that does not exist).
     #[error("{0}")]
     Invalid(String),
 }
@@ -165,9 +179,9 @@ pub struct Config {
     pub timeouts: Timeouts,
 }
 
-impl Config {
-    /// Read a TOML file.
-    pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+impl FileConfig {
+    /// Read a TOML file; nothing is validated yet (see [`FileConfig::validate`]).
+    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -178,82 +192,22 @@ impl Config {
         })
     }
 
-    /// Validate a merged file configuration.
-    pub fn from_file_config(f: FileConfig) -> Result<Config, ConfigError> {
-        let listen_s = f.listen.unwrap_or_else(|| "127.0.0.1:1110".into());
-        let listen: SocketAddr = listen_s.parse().map_err(|_| {
-            ConfigError::Invalid(format!("listen address {listen_s:?} is not IP:PORT"))
-        })?;
-        let upstream = f.upstream.ok_or_else(|| {
-            ConfigError::Invalid(
-                "no upstream server: give --upstream HOST:PORT or `upstream` in the config file"
-                    .into(),
-            )
-        })?;
-        let (host, port) = split_host_port(&upstream)?;
-        let upstream_tls = f.upstream_tls.unwrap_or(UpstreamTls::Implicit);
-        if upstream_tls == UpstreamTls::None && !is_loopback_host(&host) {
-            return Err(ConfigError::Invalid(format!(
-                "--upstream-tls none is only allowed for loopback test servers, not {host}"
-            )));
-        }
-        let allow = f.allow_plaintext_non_loopback.unwrap_or(false);
-        if !listen.ip().is_loopback() && !allow {
-            return Err(ConfigError::Invalid(format!(
-                "refusing to listen on {listen}: clients speak plain POP3 to popcrypt, so passwords \
-                 would cross the network unencrypted. Listen on 127.0.0.1, or set \
-                 allow_plaintext_non_loopback = true (--allow-plaintext-non-loopback) if the \
-                 network path is protected otherwise"
-            )));
-        }
-        let upstream_ca_pem = match &f.upstream_ca {
+    /// Check the settings (file and flags merged) and resolve the defaults:
+    /// the only way to a [`Config`]. Checks run in a fixed order, so one
+    /// configuration always gives the same first error.
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let (listen, host, port, upstream_tls) = self.endpoints()?;
+        let upstream_ca_pem = match &self.upstream_ca {
             Some(p) => Some(std::fs::read(p).map_err(|e| {
                 ConfigError::Invalid(format!("cannot read upstream CA file {}: {e}", p.display()))
             })?),
             None => None,
         };
-        match (&f.upstream_client_cert, &f.upstream_client_key) {
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(ConfigError::Invalid(
-                    "upstream client certificate and key must be given together".into(),
-                ))
-            }
-            _ => {}
-        }
-        if let Some(k) = &f.keys {
-            if !k.is_dir() {
-                return Err(ConfigError::Invalid(format!(
-                    "keys directory {} does not exist (expected openpgp/, smime/, trust/ inside)",
-                    k.display()
-                )));
-            }
-        }
-        let l = &f.limits;
-        if l.max_sessions == 0 || l.max_command_line < 64 || l.max_response_line < 512 {
-            return Err(ConfigError::Invalid(
-                "limits too small: max_sessions >= 1, max_command_line >= 64, max_response_line >= 512".into(),
-            ));
-        }
-        let t = &f.timeouts;
-        for (name, v) in [
-            ("connect", t.connect),
-            ("handshake", t.handshake),
-            ("client_idle", t.client_idle),
-            ("command", t.command),
-            ("upstream_response", t.upstream_response),
-            ("write", t.write),
-        ] {
-            if !(v.is_finite() && v > 0.0 && v <= 86400.0) {
-                return Err(ConfigError::Invalid(format!(
-                    "timeouts.{name} = {v}: must be a number of seconds above 0 and at most 86400"
-                )));
-            }
-        }
-        if f.timeouts.client_idle < 600.0 {
-            tracing::warn!(
-                "client_idle timeout below the 10 minutes RFC 1939 requires; some clients may be cut off"
-            );
-        }
+        self.check_files()?;
+        self.limits.check()?;
+        self.timeouts.check()?;
+        let f = self;
+        let allow = f.allow_plaintext_non_loopback.unwrap_or(false);
         Ok(Config {
             listen,
             upstream_server_name: f.upstream_server_name.unwrap_or_else(|| host.clone()),
@@ -276,6 +230,127 @@ impl Config {
             limits: f.limits,
             timeouts: f.timeouts,
         })
+    }
+
+    /// The listening address and the mail server: parsed, and refused when
+    /// they would put passwords on the network in plain text.
+    fn endpoints(&self) -> Result<(SocketAddr, String, u16, UpstreamTls), ConfigError> {
+        let listen_s = self.listen.as_deref().unwrap_or("127.0.0.1:1110");
+        let listen: SocketAddr = listen_s.parse().map_err(|_| {
+            ConfigError::Invalid(format!("listen address {listen_s:?} is not IP:PORT"))
+        })?;
+        let upstream = self.upstream.as_deref().ok_or_else(|| {
+            ConfigError::Invalid(
+                "no upstream server: give --upstream HOST:PORT or `upstream` in the config file"
+                    .into(),
+            )
+        })?;
+        let (host, port) = split_host_port(upstream)?;
+        let upstream_tls = self.upstream_tls.unwrap_or(UpstreamTls::Implicit);
+        if upstream_tls == UpstreamTls::None && !is_loopback_host(&host) {
+            return Err(ConfigError::Invalid(format!(
+                "--upstream-tls none is only allowed for loopback test servers, not {host}"
+            )));
+        }
+        let allow = self.allow_plaintext_non_loopback.unwrap_or(false);
+        if !listen.ip().is_loopback() && !allow {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {listen}: clients speak plain POP3 to popcrypt, so passwords \
+                 would cross the network unencrypted. Listen on 127.0.0.1, or set \
+                 allow_plaintext_non_loopback = true (--allow-plaintext-non-loopback) if the \
+                 network path is protected otherwise"
+            )));
+        }
+        Ok((listen, host, port, upstream_tls))
+    }
+
+    /// Files and folders the settings name: given together, and present.
+    fn check_files(&self) -> Result<(), ConfigError> {
+        match (&self.upstream_client_cert, &self.upstream_client_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "upstream client certificate and key must be given together".into(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(k) = &self.keys {
+            if !k.is_dir() {
+                return Err(ConfigError::Invalid(format!(
+                    "keys directory {} does not exist (expected openpgp/, smime/, trust/ inside)",
+                    k.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.max_sessions == 0 || self.max_command_line < 64 || self.max_response_line < 512 {
+            return Err(ConfigError::Invalid(
+                "limits too small: max_sessions >= 1, max_command_line >= 64, max_response_line >= 512".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Timeouts {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (name, v) in [
+            ("connect", self.connect),
+            ("handshake", self.handshake),
+            ("client_idle", self.client_idle),
+            ("command", self.command),
+            ("upstream_response", self.upstream_response),
+            ("write", self.write),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86400.0) {
+                return Err(ConfigError::Invalid(format!(
+                    "timeouts.{name} = {v}: must be a number of seconds above 0 and at most 86400"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The configuration `serve` runs with: the file at `path` if any,
+    /// `overrides` (the command-line flags) applied on top, validated.
+    pub fn load(
+        path: Option<&Path>,
+        overrides: impl FnOnce(FileConfig) -> FileConfig,
+    ) -> Result<Config, ConfigError> {
+        let file = match path {
+            Some(p) => FileConfig::read(p)?,
+            None => FileConfig::default(),
+        };
+        overrides(file).validate()
+    }
+
+    /// Read a TOML file (same as [`FileConfig::read`]).
+    pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+        FileConfig::read(path)
+    }
+
+    /// Validate a merged file configuration (same as [`FileConfig::validate`]).
+    pub fn from_file_config(f: FileConfig) -> Result<Config, ConfigError> {
+        f.validate()
+    }
+
+    /// What is allowed but unwise, for the log (validation itself does not
+    /// log: `serve` validates before logging is set up).
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut w = Vec::new();
+        if self.timeouts.client_idle < 600.0 {
+            w.push(
+                "client_idle timeout below the 10 minutes RFC 1939 requires; some clients may be cut off",
+            );
+        }
+        w
     }
 
     /// Limits for the relay engine.
@@ -354,18 +429,82 @@ mod tests {
         assert!(!e.contains("hunter2"), "{e}");
     }
 
-    #[test]
-    fn example_files_parse() {
-        for text in [
-            include_str!("../examples/single-account.toml"),
-            include_str!("../examples/enterprise-verify.toml"),
-            include_str!("../examples/starttls.toml"),
-            include_str!("../examples/several-accounts/work.toml"),
-            include_str!("../examples/several-accounts/private.toml"),
-        ] {
-            let f: FileConfig = toml::from_str(text).unwrap();
-            assert!(f.upstream.is_some());
+    /// Every `.toml` under `examples/`, in folders too.
+    fn example_files() -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "toml") {
+                    out.push(path);
+                }
+            }
         }
+        out.sort();
+        out
+    }
+
+    /// The examples go through `Config::load`, the path `serve` takes. The
+    /// files and folders they name live on the operator's machine, so the
+    /// test points those settings (and only those) at stand-ins that exist,
+    /// as the matching flags would; everything else is validated as written.
+    #[test]
+    fn example_files_load_through_the_serve_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "stand-in").unwrap();
+        let files = example_files();
+        assert!(files.len() >= 5, "{files:?}");
+        for path in files {
+            let mut named = Vec::new();
+            let config = Config::load(Some(&path), |mut f| {
+                if f.keys.is_some() {
+                    named.push("keys");
+                    f.keys = Some(keys.clone());
+                }
+                if f.upstream_ca.is_some() {
+                    named.push("upstream_ca");
+                    f.upstream_ca = Some(ca.clone());
+                }
+                f
+            })
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(config.listen.ip().is_loopback(), "{}", path.display());
+            assert_ne!(config.upstream_tls, UpstreamTls::None, "{}", path.display());
+            assert_eq!(config.keys.is_some(), named.contains(&"keys"));
+            assert!(config.warnings().is_empty(), "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn load_reports_the_first_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "upstream = \"pop.example.org:995\"\n").unwrap();
+        let c = Config::load(Some(&path), |f| f).unwrap();
+        assert_eq!(c.upstream_host, "pop.example.org");
+        let e = Config::load(Some(&path), |mut f| {
+            f.listen = Some("0.0.0.0:1110".into());
+            f
+        })
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid(_)) && e.to_string().contains("passwords"));
+        let e = Config::load(Some(&dir.path().join("missing.toml")), |f| f).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+        let e = Config::load(None, |f| f).unwrap_err();
+        assert!(e.to_string().contains("no upstream server"), "{e}");
+        let c = Config::load(None, |mut f| {
+            f.upstream = Some("h:995".into());
+            f.timeouts.client_idle = 30.0;
+            f
+        })
+        .unwrap();
+        assert_eq!(c.warnings().len(), 1);
     }
 
     #[test]

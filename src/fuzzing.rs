@@ -13,9 +13,9 @@ use std::sync::{Arc, OnceLock};
 use crate::keys::{Keyring, PassphraseSource};
 use crate::message::{mime, report, strict, Transformer};
 use crate::pop3::command::{Command, Secret};
+use crate::pop3::engine::{self, Disposition, Engine, EngineLimits, Event, MessageHook};
 use crate::pop3::line::{LineBuffer, LineTooLong};
 use crate::pop3::response::{self, DataLine, Status};
-use crate::pop3::session::{self, Disposition, Engine, EngineLimits, Event, MessageHook};
 
 /// A fuzz entry point.
 pub type Entry = fn(&[u8]);
@@ -165,7 +165,7 @@ pub fn response(data: &[u8]) {
     // TOP: a prefix, growing with n.
     let mut prev = 0;
     for n in [0, 1, 2, 5, u32::MAX] {
-        let t = session::top_lines(payload, n);
+        let t = engine::top_lines(payload, n);
         assert!(payload.starts_with(t) && t.len() >= prev);
         prev = t.len();
     }
@@ -414,7 +414,7 @@ impl Driver {
                 Event::Close(reason) => {
                     self.closes += 1;
                     assert_eq!(self.closes, 1, "closed twice");
-                    if reason == session::CloseReason::Quit {
+                    if reason == engine::CloseReason::Quit {
                         assert!(quit_lines(&self.to_upstream) > 0, "QUIT close without QUIT");
                     }
                 }

@@ -2,6 +2,7 @@
 //! TOP, decrypts and verifies OpenPGP and S/MIME mail for legacy clients.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;

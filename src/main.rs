@@ -1,10 +1,13 @@
+//! The `popcrypt` command: parse the command line, start logging, and hand
+//! over to [`popcrypt::app`].
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;
+use popcrypt::app;
 use popcrypt::cli::{Cli, Command};
-use popcrypt::config::{Config, FileConfig, LogFormat};
-use popcrypt::message::Transformer;
-use popcrypt::proxy::{Context, Proxy};
+use popcrypt::config::LogFormat;
 
 fn init_logging(format: LogFormat, filter: Option<&str>) {
     let filter = match filter {
@@ -22,6 +25,16 @@ fn init_logging(format: LogFormat, filter: Option<&str>) {
     }
 }
 
+/// Print an error as `popcrypt: ...` and give its exit status.
+fn fail(e: popcrypt::proxy::Error) -> ExitCode {
+    eprintln!("popcrypt: {e}");
+    app::exit_code(&e)
+}
+
+fn done(result: Result<(), popcrypt::proxy::Error>) -> ExitCode {
+    result.map_or_else(fail, |()| ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -31,156 +44,27 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let quiet = cli.log.as_deref().or(Some("warn"));
+    let format = cli.log_format.unwrap_or(LogFormat::Text);
+    match &cli.command {
         Command::Serve(args) => {
-            let file = match &args.config {
-                Some(p) => match Config::read_file(p) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        eprintln!("popcrypt: {e}");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => FileConfig::default(),
-            };
-            let format = cli
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Text);
-            init_logging(format, cli.log.as_deref());
-            let config = match Config::from_file_config(args.merge(file)) {
+            let config = match app::serve_config(args) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("popcrypt: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return fail(e.into()),
             };
-            runtime.block_on(serve(config))
+            init_logging(
+                cli.log_format.unwrap_or(config.log_format),
+                cli.log.as_deref(),
+            );
+            done(runtime.block_on(app::serve(config)))
         }
         Command::Decrypt(args) => {
-            init_logging(
-                cli.log_format.unwrap_or(LogFormat::Text),
-                cli.log.as_deref().or(Some("warn")),
-            );
-            decrypt_file(&args)
+            init_logging(format, quiet);
+            done(app::decrypt(args))
         }
         Command::Demo(args) => {
-            init_logging(
-                cli.log_format.unwrap_or(LogFormat::Text),
-                cli.log.as_deref().or(Some("warn")),
-            );
-            runtime.block_on(popcrypt::demo::run(args.listen, args.once))
+            init_logging(format, quiet);
+            runtime.block_on(app::demo(args))
         }
     }
-}
-
-/// Warn about key and passphrase files that others than their owner can
-/// read (file and mode only, never the content).
-fn warn_about_key_permissions(
-    keys: Option<&std::path::Path>,
-    pass: &popcrypt::keys::PassphraseSource,
-) {
-    for finding in popcrypt::keys::permission_findings(keys, pass.file.as_deref()) {
-        tracing::warn!(
-            file = %finding.path.display(),
-            mode = %format_args!("{:04o}", finding.mode),
-            "{} readable by users other than its owner (chmod 600 it)",
-            finding.kind
-        );
-    }
-}
-
-fn decrypt_file(args: &popcrypt::cli::DecryptArgs) -> ExitCode {
-    use std::io::{Read, Write};
-    let pass = popcrypt::keys::PassphraseSource {
-        file: args.keys_passphrase_file.clone(),
-        env: args.keys_passphrase_env.clone(),
-    };
-    warn_about_key_permissions(args.keys.as_deref(), &pass);
-    let ring = match &args.keys {
-        Some(dir) => match popcrypt::keys::Keyring::load(dir, &pass) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("popcrypt: keys: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => popcrypt::keys::Keyring::default(),
-    };
-    let mut raw = Vec::new();
-    let read = if args.file.as_os_str() == "-" {
-        std::io::stdin().read_to_end(&mut raw).map(|_| ())
-    } else {
-        std::fs::read(&args.file).map(|b| raw = b)
-    };
-    if let Err(e) = read {
-        eprintln!("popcrypt: {}: {e}", args.file.display());
-        return ExitCode::FAILURE;
-    }
-    // What the relay hands over: CRLF line ends.
-    let crlf = popcrypt::pop3::response::crlf_lines(&raw);
-    let t = Transformer::with_keys(ring, args.max_message_size);
-    let (out, report) = t.transform(&crlf);
-    eprintln!("X-Popcrypt-Encryption: {}", report.encryption);
-    eprintln!("X-Popcrypt-Signature: {}", report.signature);
-    let written = match &args.output {
-        Some(path) => std::fs::write(path, &out),
-        None => std::io::stdout().write_all(&out),
-    };
-    if let Err(e) = written {
-        eprintln!("popcrypt: writing the message: {e}");
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
-}
-
-async fn serve(config: Config) -> ExitCode {
-    warn_about_key_permissions(config.keys.as_deref(), &config.keys_passphrase);
-    let transformer = match &config.keys {
-        Some(dir) => match popcrypt::keys::Keyring::load_with(
-            dir,
-            &config.keys_passphrase,
-            config.smime_system_roots,
-        ) {
-            Ok(ring) => {
-                for line in ring.summary() {
-                    tracing::info!(keys = %dir.display(), "{line}");
-                }
-                if ring.is_empty() {
-                    tracing::warn!(keys = %dir.display(), "no keys or certificates loaded: relaying only");
-                }
-                Transformer::with_keys(ring, config.limits.max_message_size)
-                    .with_signature_policy(config.signature_policy)
-            }
-            Err(e) => {
-                eprintln!("popcrypt: keys: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => {
-            tracing::info!("no keys directory: relaying and annotating only");
-            Transformer::new()
-        }
-    };
-    let ctx = match Context::new(config, transformer) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("popcrypt: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let proxy = match Proxy::bind(ctx.clone()).await {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("popcrypt: cannot listen on {}: {e}", ctx.config.listen);
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = proxy
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    tracing::info!(listen = %addr, upstream = %format!("{}:{}", ctx.config.upstream_host, ctx.config.upstream_port), tls = ?ctx.config.upstream_tls, "popcrypt listening");
-    proxy.run(popcrypt::shutdown_signal()).await;
-    ExitCode::SUCCESS
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use popcrypt::keys::{Keyring, PassphraseSource};
 use popcrypt::message::Transformer;
-use popcrypt::pop3::session::{Engine, EngineLimits, Event};
+use popcrypt::pop3::engine::{Engine, EngineLimits, Event};
 
 struct Rng(u64);
 

@@ -1,2 +1,3 @@
 #![no_main]
+#![forbid(unsafe_code)]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| popcrypt::fuzzing::response(data));

@@ -1,4 +1,5 @@
 #![no_main]
+#![forbid(unsafe_code)]
 // A panic inside sequoia/mail-parser that the transform catches is handled
 // by design (the original message goes out); see docs/FUZZING.md.
 libfuzzer_sys::fuzz_target!(

@@ -3,7 +3,7 @@
 
 use super::verdict::{Encryption, NotProcessed};
 use super::{mime, report, Report, Transformer};
-use crate::pop3::session::{Disposition, MessageHook};
+use crate::pop3::engine::{Disposition, MessageHook};
 
 impl MessageHook for Transformer {
     fn classify(&self, header_block: &[u8]) -> Disposition {
@@ -50,7 +50,7 @@ impl MessageHook for Transformer {
 
     fn sniff(&self, header_block: &[u8], body: &[u8]) -> Option<bool> {
         const ARMOR: &[u8] = b"-----BEGIN PGP";
-        let window = &body[..body.len().min(crate::pop3::session::SNIFF_WINDOW)];
+        let window = &body[..body.len().min(crate::pop3::engine::SNIFF_WINDOW)];
         let mut entity = header_block.to_vec();
         entity.extend_from_slice(b"\r\n");
         let base64 = mime::parse(&entity)
@@ -66,7 +66,7 @@ impl MessageHook for Transformer {
                 .take(32)
                 .collect();
             if chars.len() < 32 {
-                return (body.len() > crate::pop3::session::SNIFF_WINDOW).then_some(false);
+                return (body.len() > crate::pop3::engine::SNIFF_WINDOW).then_some(false);
             }
             match mime::transfer_decode(&chars, mail_parser::Encoding::Base64) {
                 Some(d) => d,
@@ -82,7 +82,7 @@ impl MessageHook for Transformer {
         let text = &decoded[start..];
         if text.len() >= ARMOR.len() {
             Some(text.starts_with(ARMOR))
-        } else if base64 || body.len() > crate::pop3::session::SNIFF_WINDOW {
+        } else if base64 || body.len() > crate::pop3::engine::SNIFF_WINDOW {
             // Blank decoded prefix, or pages of blank lines: not an armored
             // body that is the whole message.
             Some(false)

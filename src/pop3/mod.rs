@@ -2,6 +2,6 @@
 //! relay state machine. Everything here works on byte slices.
 
 pub mod command;
+pub mod engine;
 pub mod line;
 pub mod response;
-pub mod session;

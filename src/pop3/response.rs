@@ -1,6 +1,8 @@
 //! Server responses: status lines, SASL continuations and the multi-line
 //! framing (dot-stuffing, RFC 1939 §3).
 
+use crate::text::{self, LoneCr};
+
 /// What kind of first line the server sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -63,20 +65,16 @@ pub fn stuff_line(out: &mut Vec<u8>, content: &[u8]) {
 /// The terminator of a multi-line response.
 pub const TERMINATOR: &[u8] = b".\r\n";
 
-/// The lines of a message (LF or CRLF ends; a lone CR stays content; a
-/// final line without a line break counts as a line).
+/// The lines of a message: LF or CRLF ends a line, a lone CR stays content
+/// ([`LoneCr::Content`]), and a final line without a line break counts as
+/// a line, losing a trailing CR (a CRLF cut before its LF).
 fn lines(message: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = message;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
+    text::lines(message, LoneCr::Content).map(|l| {
+        if l.end.is_empty() {
+            l.text.strip_suffix(b"\r").unwrap_or(l.text)
+        } else {
+            l.text
         }
-        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
-        Some(line.strip_suffix(b"\r").unwrap_or(line))
     })
 }
 
@@ -151,6 +149,10 @@ mod tests {
         assert_eq!(wire_len(b"a\r\nb\nlast"), 12);
         assert_eq!(wire_len(b""), 0);
         assert_eq!(crlf_lines(b"a\nb\r\nc\rd"), b"a\r\nb\r\nc\rd\r\n");
+        // A last line without LF loses a trailing CR; other CRs stay.
+        assert_eq!(crlf_lines(b"a\r\r\nb\r"), b"a\r\r\nb\r\n");
+        assert_eq!(wire_len(b"a\r\r\nb\r"), 7);
+        assert_eq!(crlf_lines(b"\r"), b"\r\n");
         assert_eq!(status_line(false, "x"), b"-ERR x\r\n");
     }
 }

@@ -159,11 +159,13 @@ impl Proxy {
     }
 }
 
-/// A session task that panicked took only its own session down; say so.
+/// A session task that panicked took only its own session down: an
+/// internal error, said so in the log (a task cancelled at shutdown is not).
 fn log_panic(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         if e.is_panic() {
-            tracing::error!("a session task panicked; that session was dropped");
+            let e = super::Error::Internal("a session task panicked".into());
+            tracing::error!(side = %e.side(), error = %e, "that session was dropped");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The I/O: listener, sessions, upstream connections. Nothing here knows
 //! about OpenPGP or S/MIME; messages go to `message::Transformer`.
 
+pub mod error;
 pub mod listener;
 pub mod session;
 pub mod upstream;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::message::Transformer;
 
+pub use error::{Error, Side};
 pub use listener::{Proxy, SessionCount};
 
 /// What every session shares.
@@ -20,9 +22,10 @@ pub struct Context {
 }
 
 impl Context {
-    /// Build the shared state; fails on unusable TLS settings.
-    pub fn new(config: Config, transformer: Transformer) -> Result<Arc<Context>, String> {
-        let tls = upstream::tls_config(&config)?;
+    /// Build the shared state; fails on unusable TLS settings
+    /// ([`Error::Tls`]).
+    pub fn new(config: Config, transformer: Transformer) -> Result<Arc<Context>, Error> {
+        let tls = upstream::tls_config(&config).map_err(Error::Tls)?;
         Ok(Arc::new(Context {
             config,
             tls,
