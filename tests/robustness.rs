@@ -3,6 +3,13 @@
 //! decryption and verification path runs) and random bytes through the
 //! relay engine, from both sides, in random chunk sizes. Deterministic
 //! (fixed seeds), so a failure reproduces.
+//!
+//! The transform catches a panic itself and delivers the message as it
+//! came, so "no panic" is read from its counter of caught panics
+//! (`popcrypt::message::caught_panics`, process-wide): each test reads it
+//! before and after, and no test in this binary provokes a panic on
+//! purpose (a panic in the other test, running in parallel, is a failure
+//! too, only blamed on the wrong test).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -77,6 +84,8 @@ fn transformer(keys: &str) -> Transformer {
 
 #[test]
 fn mutated_messages_never_panic_the_transform() {
+    let panics_before = popcrypt::message::caught_panics();
+    let mut transforms = 0usize;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for (scheme, keys) in [
         ("openpgp", "tests/golden/openpgp/keys"),
@@ -99,6 +108,7 @@ fn mutated_messages_never_panic_the_transform() {
             for _ in 0..12 {
                 let m = popcrypt::pop3::response::crlf_lines(&mutate(&mut rng, &raw));
                 let (out, report) = t.transform(&m);
+                transforms += 1;
                 // Every answer starts with the two status headers.
                 assert!(
                     out.starts_with(b"X-Popcrypt-Encryption: "),
@@ -112,10 +122,17 @@ fn mutated_messages_never_panic_the_transform() {
             }
         }
     }
+    assert!(transforms > 100, "only {transforms} transforms ran");
+    assert_eq!(
+        popcrypt::message::caught_panics(),
+        panics_before,
+        "the transform caught a panic (its message and backtrace are above)"
+    );
 }
 
 #[test]
 fn random_bytes_never_panic_the_engine() {
+    let panics_before = popcrypt::message::caught_panics();
     let t: Arc<Transformer> = Arc::new(Transformer::new());
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let alphabet: &[&[u8]] = &[
@@ -181,4 +198,9 @@ fn random_bytes_never_panic_the_engine() {
         }
         assert!(e.is_closed());
     }
+    assert_eq!(
+        popcrypt::message::caught_panics(),
+        panics_before,
+        "the transform caught a panic (its message and backtrace are above)"
+    );
 }
