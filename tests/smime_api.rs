@@ -6,10 +6,9 @@
 //! The CMS is cut out of the .eml files here with mail-parser; the real MIME
 //! glue lives in src/message/mod.rs.
 
-#[path = "support/corpora.rs"]
-mod corpora_env;
-use corpora_env::{corpora, corpora_available};
+mod support;
 use std::path::{Path, PathBuf};
+use support::corpora::{corpora, corpora_available};
 
 use mail_parser::{MessageParser, MessagePart, MimeHeaders, PartType};
 use popcrypt::message::smime::{
@@ -695,7 +694,11 @@ fn every_golden_case_is_handled() {
             && !name.contains("no-chain")
             && (name.starts_with("sign")
                 || name.contains("encrypt-then-sign")
-                || name.contains("signed-inside"));
+                || name.contains("signed-inside")
+                // Alice's genuine signature over one part of Mallory's
+                // message: the crypto layer says good, the transform says
+                // partial (golden_smime.rs).
+                || name.starts_with("mixed-with-signed-part"));
         assert_eq!(good, expect_good, "{name}: {s}");
     }
 }
