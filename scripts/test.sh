@@ -8,7 +8,8 @@
 #                         corpora tests do not run without it
 #   POPCRYPT_ADVISORY_DB  checkout of the RustSec advisory-db; the advisories
 #                         check does not run without it
-# Whatever did not run is listed, with why, at the very end.
+# Whatever did not run is listed, with why and how to run it, at the very
+# end (after the totals line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,13 +37,7 @@ finish() {
     { n[$2]++; names[$2] = names[$2] "\n      " $1 }
     END { for (r in n) printf "%d tests: %s%s\n", n[r], r, names[r] }' "$log.skipped" \
     >> "$POPCRYPT_NOT_RUN"
-  if [ -s "$POPCRYPT_NOT_RUN" ]; then
-    echo "NOT RUN:"
-    sed 's/^\([^ ]\)/  - \1/' "$POPCRYPT_NOT_RUN"
-  elif [ "$rc" -eq 0 ]; then
-    echo "Every suite and check ran."
-  fi
-  # Last line: the totals over every `cargo test` run above, in the plain
+  # The totals over every `cargo test` run above, in the plain
   # "N passed, N failed, N skipped" form.
   if grep -q '^test result: ' "$log"; then
     awk -v skipped="$skipped" '
@@ -54,6 +49,27 @@ finish() {
         }
       }
       END { printf "tests: %d passed, %d failed, %d skipped\n", p - skipped, f, g + skipped }' "$log"
+  fi
+  # Last: whatever did not run, and how to run it.
+  if [ -z "${POPCRYPT_CORPORA:-}" ] && ! grep -q 'POPCRYPT_CORPORA' "$POPCRYPT_NOT_RUN"; then
+    # The tests did not get as far as saying so themselves.
+    echo "the corpora suites: POPCRYPT_CORPORA is not set" >> "$POPCRYPT_NOT_RUN"
+  fi
+  if [ -s "$POPCRYPT_NOT_RUN" ]; then
+    echo "NOT RUN:"
+    sed 's/^\([^ ]\)/  - \1/' "$POPCRYPT_NOT_RUN"
+  elif [ "$rc" -eq 0 ]; then
+    echo "Every suite and check ran."
+  fi
+  if [ -z "${POPCRYPT_ADVISORY_DB:-}" ] && grep -q advisories "$POPCRYPT_NOT_RUN"; then
+    echo "To run the advisories check: POPCRYPT_ADVISORY_DB=/path/to/advisory-db bash scripts/test.sh"
+    echo "  (.ci/run sets it from ../shared/advisory-db when that folder exists)"
+  fi
+  if [ -z "${POPCRYPT_CORPORA:-}" ]; then
+    echo "Not run: the suites over the published attack-mail corpora (tests/corpora_openpgp.rs,"
+    echo "  tests/corpora_smime.rs and the corpora tests of tests/smime_api.rs). To run them:"
+    echo "  POPCRYPT_CORPORA=/path/to/corpora bash scripts/test.sh"
+    echo "  (.ci/run sets POPCRYPT_CORPORA from ../shared/corpora when that folder exists)"
   fi
   rm -f "$POPCRYPT_NOT_RUN" "$log" "$log.skipped"
   exit "$rc"

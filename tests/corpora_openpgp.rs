@@ -4,10 +4,9 @@
 //! no integrity failure releases plaintext, and no ciphertext embedded in an
 //! attacker's message is decrypted into it.
 
-#[path = "support/corpora.rs"]
-mod corpora_env;
-use corpora_env::{corpora, corpora_available};
+mod support;
 use std::path::PathBuf;
+use support::corpora::{corpora, corpora_available};
 
 use popcrypt::keys::{Keyring, PassphraseSource};
 use popcrypt::message::{annotate_message, Report, Transformer};

@@ -16,10 +16,9 @@
 //! The RFC 9216 examples are bare CMS objects, not messages: they are
 //! covered by `tests/smime_api.rs` only (see `rfc9216_holds_no_whole_messages`).
 
-#[path = "support/corpora.rs"]
-mod corpora_env;
-use corpora_env::{corpora, corpora_available};
+mod support;
 use std::path::{Path, PathBuf};
+use support::corpora::{corpora, corpora_available};
 
 use mail_parser::{MessageParser, PartType};
 use popcrypt::keys::{Keyring, PassphraseSource};

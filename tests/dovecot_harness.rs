@@ -7,7 +7,8 @@ use support::clients::{
     curl_list, curl_output, curl_retr, fetchmail_fetch, poplib_retr_all, poplib_session,
     strip_fetchmail_received, to_crlf, Tls,
 };
-use support::dovecot::{untrusted_ca_pem, Dovecot};
+use support::dovecot::Dovecot;
+use support::tls::untrusted_ca_pem;
 
 const ALICE: (&str, &str) = ("alice", "alice-secret");
 const BOB: (&str, &str) = ("bob", "bob pass \"quoted\" \\ x");

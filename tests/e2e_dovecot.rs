@@ -11,8 +11,9 @@ use support::clients::{
     curl_list, curl_output, curl_retr, fetchmail_fetch, poplib_retr_all, python3,
     strip_fetchmail_received, to_crlf, Tls, POPLIB_PRELUDE,
 };
-use support::dovecot::{untrusted_ca_pem, Dovecot, LOG_TIMEOUT};
+use support::dovecot::{Dovecot, LOG_TIMEOUT};
 use support::proxy::{ProxyProcess, PLAIN_STATUS_HEADERS as HDRS};
+use support::tls::untrusted_ca_pem;
 
 const ALICE: (&str, &str) = ("alice", "Tr0ub4dor&3-secret");
 
@@ -851,7 +852,7 @@ fn sigterm_mid_session_rolls_back() {
         status.success(),
         "popcrypt exit status after SIGTERM: {status}"
     );
-    let rest = show(&c.read_to_end());
+    let rest = show(&c.read_to_close());
     assert_eq!(
         rest, "-ERR [SYS/TEMP] popcrypt: proxy shutting down\r\n",
         "what the client got after SIGTERM"
@@ -948,7 +949,7 @@ fn untrusted_server_certificate() {
     assert!(greeting.starts_with("-ERR [SYS/TEMP]"), "{greeting:?}");
     // Whatever the client sends now must go nowhere.
     let _ = c.send(format!("USER {}\r\nPASS {}\r\n", ALICE.0, ALICE.1).as_bytes());
-    let rest = c.read_to_end();
+    let rest = c.read_to_close();
     assert!(rest.is_empty(), "{}", show(&rest));
     let log = proxy.wait_for_log("upstream unavailable", 1);
     let why = log

@@ -226,11 +226,11 @@ fn top_with_keys_loaded_judges_text_mail_from_the_top_answer() {
     c.cmd(&format!("USER {}", USER.0));
     c.cmd(&format!("PASS {}", USER.1));
     assert!(c.cmd("TOP 1 2").starts_with("+OK"));
-    let top = c.multi_rest();
+    let top = c.multi();
     assert!(top.contains("X-Popcrypt-Encryption: none\r\n"), "{top}");
     assert!(top.ends_with("\r\n\r\nline 1\r\nline 2\r\n.\r\n"), "{top}");
     assert!(c.cmd("TOP 2 0").starts_with("+OK"));
-    let top = c.multi_rest();
+    let top = c.multi();
     assert!(
         top.contains("X-Popcrypt-Encryption: openpgp; decrypted"),
         "{top}"

@@ -96,7 +96,7 @@ fn poplib_curl_fetchmail_see_decrypted_and_verified_smime() {
     c.cmd(&format!("USER {}", USER.0));
     c.cmd(&format!("PASS {}", USER.1));
     assert!(c.cmd("TOP 1 0").starts_with("+OK"));
-    let top = c.multi_rest();
+    let top = c.multi();
     assert!(
         top.contains("X-Popcrypt-Encryption: smime; decrypted"),
         "{top}"

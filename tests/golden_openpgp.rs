@@ -213,6 +213,16 @@ fn expected(name: &str, k: &Fprs) -> Option<(Want, Want)> {
             starts("openpgp; failed (too many signatures: more than 16 signature packets"),
             starts("openpgp; bad (too many signatures: more than 16 signature packets"),
         ),
+        // A ciphertext inside the attacker's MIME tree (EFAIL direct
+        // exfiltration between HTML parts; the demo user's own message
+        // forwarded back as message/rfc822, a decryption oracle) is not
+        // the whole message: never decrypted, delivered as it came.
+        "efail-direct-exfiltration-pgpmime" | "oracle-encrypted-message-forwarded" => {
+            (none(), none())
+        }
+        // 64 MiB compressed twice into a few kB: decompression stops at
+        // the plaintext bound, nothing is released.
+        "pgpmime-enc-compression-bomb" => (starts("openpgp; failed ("), none()),
         _ => return None,
     })
 }

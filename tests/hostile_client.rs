@@ -5,11 +5,11 @@
 //! not legitimately send reaches the server, and the live-session count
 //! drops back to zero.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::{fake_server::*, inproc::*, mailbox::*, pop3_client::*, tls::*};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

@@ -5,13 +5,13 @@
 //! the client did not send, nothing panics, and the proxy's live-session
 //! count drops back to zero.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
 use tokio::sync::{RwLock, RwLockReadGuard};
 
-use common::*;
+use support::{fake_server::*, inproc::*, mailbox::*, pop3_client::*, tls::*};
 
 /// The memory test measures the whole process: it runs alone.
 static EXCLUSIVE: RwLock<()> = RwLock::const_new(());

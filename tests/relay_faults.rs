@@ -1,12 +1,12 @@
 //! The real proxy, in-process, against a scriptable fake POP3 server over
 //! TLS: the happy path and the ways a session can go wrong.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use popcrypt::config::UpstreamTls;
+use support::{fake_server::*, inproc::*, mailbox::*, pop3_client::*, tls::*};
 
 const SHORT: Duration = Duration::from_millis(300);
 

@@ -11,15 +11,15 @@
 //! (loaded from a passphrase file), and a marker from the subject and body
 //! of a decrypted OpenPGP message (RETR and TOP).
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use common::*;
 use popcrypt::keys::{Keyring, PassphraseSource};
 use popcrypt::message::Transformer;
 use sequoia_openpgp as openpgp;
+use support::{fake_server::*, inproc::*, logs::*, mailbox::*, tls::*};
 
 use openpgp::cert::prelude::*;
 use openpgp::parse::Parse;

@@ -33,10 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use super::tls::TestCa;
 
 /// Path of the Dovecot binary.
 pub const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
@@ -48,67 +45,6 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub const LOG_TIMEOUT: Duration = Duration::from_secs(10);
 
 static INSTANCE_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A test certificate authority (ECDSA P-256, generated with rcgen).
-///
-/// Every `TestCa::new` is a fresh, unrelated CA, so a second instance is an
-/// "untrusted CA" relative to the first one (see also [`untrusted_ca_pem`]).
-pub struct TestCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl TestCa {
-    /// A new self-signed CA certificate (BasicConstraints CA:TRUE, critical).
-    pub fn new(common_name: &str) -> TestCa {
-        let key = KeyPair::generate().expect("generate CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, common_name);
-        dn.push(DnType::OrganizationName, "popcrypt tests");
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let cert = params.self_signed(&key).expect("self-sign CA");
-        TestCa { cert, key }
-    }
-
-    /// The CA certificate, PEM encoded.
-    pub fn cert_pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    /// Issue an end-entity TLS server certificate. `names` are DNS names or
-    /// IP addresses (each becomes a DNS or IP SAN; the first one is also the
-    /// CN). Returns `(cert_pem, pkcs8_key_pem)`.
-    pub fn issue(&self, names: &[&str]) -> (String, String) {
-        assert!(!names.is_empty(), "TestCa::issue needs at least one name");
-        let key = KeyPair::generate().expect("generate leaf key");
-        let sans: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(sans).expect("leaf params");
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, names[0]);
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("sign leaf");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
-/// PEM of a brand-new CA that has signed nothing: use it wherever a client
-/// must be configured with a CA that does NOT trust the server.
-pub fn untrusted_ca_pem() -> String {
-    TestCa::new("popcrypt untrusted test CA").cert_pem()
-}
 
 /// A running private Dovecot POP3 server.
 pub struct Dovecot {
@@ -179,13 +115,13 @@ impl Dovecot {
 
         // TLS material.
         let ca = TestCa::new("popcrypt test CA");
-        let (cert_pem, key_pem) = ca.issue(&["localhost", "127.0.0.1"]);
+        let issued = ca.issue(&["localhost", "127.0.0.1"]);
         let ca_pem_path = root.join("ca.pem");
         let cert_pem_path = root.join("server-cert.pem");
         let key_pem_path = root.join("server-key.pem");
-        write_file(&ca_pem_path, ca.cert_pem().as_bytes(), 0o644);
-        write_file(&cert_pem_path, cert_pem.as_bytes(), 0o644);
-        write_file(&key_pem_path, key_pem.as_bytes(), 0o600);
+        write_file(&ca_pem_path, &ca.pem(), 0o644);
+        write_file(&cert_pem_path, issued.cert_pem.as_bytes(), 0o644);
+        write_file(&key_pem_path, issued.key_pem.as_bytes(), 0o600);
 
         // Users and Maildirs.
         let mail_root = root.join("mail");

