@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use support::corpora::{corpora, corpora_available};
 
 use popcrypt::keys::{Keyring, PassphraseSource};
+use popcrypt::message::verdict::{Scheme, Verdict, Word};
 use popcrypt::message::{annotate_message, Report, Transformer};
+use support::verdicts::{enc_kind, EncKind};
 
 fn keyring(files: &[&str]) -> Keyring {
     let dir = tempfile::tempdir().unwrap();
@@ -76,11 +78,7 @@ fn run(dir: &str, t: &Transformer) -> Vec<Seen> {
             report.encryption, report.signature
         );
         // Lossless: what is not decrypted arrives as the original bytes.
-        if !report
-            .encryption
-            .to_string()
-            .starts_with("openpgp; decrypted")
-        {
+        if enc_kind(&report.encryption) != EncKind::Decrypted(Scheme::OpenPgp) {
             assert!(unchanged, "{name}: not decrypted but altered");
         }
         seen.push(Seen {
@@ -100,14 +98,17 @@ fn get<'a>(seen: &'a [Seen], name: &str) -> &'a Seen {
 }
 
 fn decrypted(s: &Seen) -> bool {
-    s.report
-        .encryption
-        .to_string()
-        .starts_with("openpgp; decrypted")
+    enc_kind(&s.report.encryption) == EncKind::Decrypted(Scheme::OpenPgp)
 }
 
 fn good(s: &Seen) -> bool {
-    s.report.signature.to_string().starts_with("openpgp; good")
+    matches!(
+        s.report.signature.verdict,
+        Verdict::Good {
+            scheme: Scheme::OpenPgp,
+            ..
+        }
+    )
 }
 
 #[test]
@@ -167,7 +168,8 @@ fn johnny_you_are_fired_spoofs_never_get_good() {
     if good(s) {
         let eve_fpr = "F9E6";
         assert!(
-            s.report.signature.to_string().contains(eve_fpr),
+            matches!(&s.report.signature.verdict, Verdict::Good { signer, .. }
+                if signer.contains(eve_fpr)),
             "{eve}: {:?}",
             s.report
         );
@@ -209,10 +211,7 @@ fn thunderbird_efail_set() {
     ] {
         let s = get(&seen, must_fail);
         assert!(
-            s.report
-                .encryption
-                .to_string()
-                .starts_with("openpgp; failed"),
+            enc_kind(&s.report.encryption) == EncKind::Failed(Some(Scheme::OpenPgp)),
             "{must_fail}: {:?}",
             s.report
         );
@@ -286,11 +285,14 @@ fn thunderbird_openpgp_mail() {
     if good(multi) {
         assert!(String::from_utf8_lossy(froms[0]).contains("bob@openpgp.example"));
     }
-    assert!(get(&seen, "bob-to-alice-signed-damaged-signature.eml")
-        .report
-        .signature
-        .to_string()
-        .starts_with("openpgp; bad"));
+    assert_eq!(
+        get(&seen, "bob-to-alice-signed-damaged-signature.eml")
+            .report
+            .signature
+            .verdict
+            .word(),
+        Some((Scheme::OpenPgp, Word::Bad))
+    );
     for never in [
         "partial-encrypt-for-alice-plaintext.eml",
         "partial-encrypt-for-alice-html.eml",

@@ -22,7 +22,9 @@ use support::corpora::{corpora, corpora_available};
 
 use mail_parser::{MessageParser, PartType};
 use popcrypt::keys::{Keyring, PassphraseSource};
+use popcrypt::message::verdict::{Scheme, Verdict, Word};
 use popcrypt::message::{annotate_message, mime, smime, Report, Transformer};
+use support::verdicts::{expected_word, Status};
 
 /// What a POP3 server hands over: CRLF line ends.
 fn crlf(raw: &[u8]) -> Vec<u8> {
@@ -165,7 +167,9 @@ fn shape(raw: &[u8]) -> (Shape, Option<Vec<u8>>) {
 
 // --- expectations ------------------------------------------------------------------
 
-/// One expectation on a header value.
+/// One expectation on a status verdict, written as its header value: the
+/// leading tokens name the class, matched on the type
+/// ([`support::verdicts`]); the rest is compared with the value.
 #[derive(Debug, Clone)]
 enum W {
     Is(String),
@@ -178,18 +182,24 @@ enum W {
 }
 
 impl W {
-    fn holds(&self, v: &str) -> bool {
+    fn holds(&self, v: &impl Status) -> bool {
         match self {
-            W::Is(s) => v == s,
-            W::Starts(s) => v.starts_with(s.as_str()),
-            W::StartsHas(a, b) => v.starts_with(a.as_str()) && v.contains(b.as_str()),
-            W::NotGood => !v.starts_with("smime; good") && !v.starts_with("openpgp; good"),
+            W::Is(s) => v.is_class(s) && v.to_string() == *s,
+            W::Starts(s) => v.is_class(s) && v.to_string().starts_with(s.as_str()),
+            W::StartsHas(a, b) => {
+                let text = v.to_string();
+                v.is_class(a) && text.starts_with(a.as_str()) && text.contains(b.as_str())
+            }
+            W::NotGood => !v.is_good(),
             W::Either(a, b) => a.holds(v) || b.holds(v),
         }
     }
+    /// Whether a signature expectation allows an S/MIME `good`.
     fn allows_good(&self) -> bool {
         match self {
-            W::Is(s) | W::Starts(s) | W::StartsHas(s, _) => s.starts_with("smime; good"),
+            W::Is(s) | W::Starts(s) | W::StartsHas(s, _) => {
+                expected_word(s) == Some((Scheme::Smime, Word::Good))
+            }
             W::NotGood => false,
             W::Either(a, b) => a.allows_good() || b.allows_good(),
         }
@@ -236,8 +246,7 @@ struct Seen {
 }
 
 fn decrypted(r: &Report) -> bool {
-    r.encryption.to_string().starts_with("smime; decrypted")
-        || r.encryption.to_string().starts_with("openpgp; decrypted")
+    r.encryption.is_decrypted()
 }
 
 /// Transform one mail and check the invariants and its expectation.
@@ -301,17 +310,23 @@ fn check(t: &Transformer, path: &Path, name: String, expect: Option<Exp>) -> See
         }
         Some(e) => {
             need(
-                e.enc.holds(&report.encryption.to_string()),
+                e.enc.holds(&report.encryption),
                 format!("X-Popcrypt-Encryption, want {:?}", e.enc),
             );
             need(
-                e.sig.holds(&report.signature.to_string()),
+                e.sig.holds(&report.signature),
                 format!("X-Popcrypt-Signature, want {:?}", e.sig),
             );
             e.class.to_string()
         }
     };
-    if report.signature.to_string().starts_with("smime; good") {
+    if matches!(
+        report.signature.verdict,
+        Verdict::Good {
+            scheme: Scheme::Smime,
+            ..
+        }
+    ) {
         need(
             expect.as_ref().is_some_and(|e| e.sig.allows_good()),
             "SPOOF: good signature where none is expected".into(),

@@ -15,6 +15,7 @@ mod support;
 use std::path::PathBuf;
 
 use popcrypt::keys::{Keyring, PassphraseSource};
+use popcrypt::message::verdict::{Encryption, NotProcessed, Scheme, Signature, Word};
 use popcrypt::message::{mime, Transformer};
 use support::golden::{body, header_values, is, repo, starts, HandWritten, Suite, Want};
 
@@ -128,13 +129,7 @@ fn content_checks(
     report: &popcrypt::message::Report,
 ) {
     let head = &out[..mime::header_end(out)];
-    let decrypted = report
-        .encryption
-        .to_string()
-        .split(';')
-        .nth(1)
-        .map(str::trim)
-        == Some("decrypted");
+    let decrypted = report.encryption.is_decrypted();
     check(
         !head
             .windows(2)
@@ -204,14 +199,12 @@ fn fifty_thousand_nested_levels_are_delivered_unprocessed() {
         })
         .unwrap();
     let (out, report, msg) = handle.join().expect("no stack overflow");
-    assert!(
-        report
-            .encryption
-            .to_string()
-            .starts_with("none; not-processed (more than 512 Content-Type fields"),
+    assert_eq!(
+        report.encryption,
+        Encryption::NotProcessed(NotProcessed::TooManyContentTypes(512)),
         "{report:?}"
     );
-    assert_eq!(report.signature.to_string(), "none");
+    assert_eq!(report.signature, Signature::default());
     assert!(
         out.ends_with(&msg[mime::header_end(&msg)..]),
         "original delivered"
@@ -240,8 +233,53 @@ fn nesting_just_under_the_bound_is_parsed_on_a_small_stack() {
             .join()
             .expect("no stack overflow");
         assert!(
-            report.signature.to_string().starts_with("openpgp; bad"),
+            report.signature.verdict.word() == Some((Scheme::OpenPgp, Word::Bad)),
             "{inner}: {report:?}"
         );
     }
+}
+
+/// The expectations of these suites judge the verdict by its type: a
+/// value that merely reads like the expected one does not pass, and
+/// "never good" sees a good signature wherever the type holds one.
+#[test]
+fn expectations_match_on_the_verdict_type() {
+    use popcrypt::message::verdict::{OuterSignature, Unknown, Verdict};
+    use support::verdicts::never_good;
+
+    let good = |signer: &str| {
+        Signature::of(Verdict::Good {
+            scheme: Scheme::OpenPgp,
+            signer: signer.into(),
+        })
+    };
+    assert!(is("openpgp; good; signer=A").holds(&good("A")));
+    assert!(!is("openpgp; good; signer=A").holds(&good("B")));
+    // `none` as a prefix names the class "not encrypted": a pass-through
+    // or a failure is not that, although its value starts `none`.
+    assert!(starts("none").holds(&Encryption::None));
+    let streamed = Encryption::NotProcessed(NotProcessed::Streamed("too large".into()));
+    assert!(!starts("none").holds(&streamed));
+    assert!(starts("none; not-processed (").holds(&streamed));
+    // A signer named `good` is not a good signature; a good signed part
+    // or outer signature is one.
+    let unknown = Signature::of(Verdict::UnknownSigner {
+        scheme: Scheme::OpenPgp,
+        who: vec![Unknown::Signer("good".into())],
+    });
+    assert!(unknown.to_string().contains("good") && never_good(&unknown));
+    let partial = Signature::of(Verdict::Partial {
+        scheme: Scheme::OpenPgp,
+        signed_part: Box::new(good("A").verdict),
+    });
+    assert!(!never_good(&partial) && !never_good(&good("A")));
+    let outer = Signature {
+        verdict: Verdict::None,
+        outer: Some(OuterSignature {
+            word: Word::Good,
+            signer: None,
+        }),
+    };
+    assert!(!never_good(&outer) && is("none; outer=good").holds(&outer));
+    assert!(never_good(&Signature::default()));
 }

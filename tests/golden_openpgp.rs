@@ -25,7 +25,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use popcrypt::keys::{Keyring, PassphraseSource};
-use popcrypt::message::verdict::{Details, Encryption, Scheme, Signature, Verdict};
+use popcrypt::message::verdict::{
+    BadReason, Decryption, Details, Encryption, Scheme, Signature, Unknown, Verdict, Word,
+};
 use popcrypt::message::{annotate_message, mime, Report, Transformer};
 
 use openpgp::cert::prelude::*;
@@ -40,6 +42,7 @@ use sequoia_openpgp as openpgp;
 use support::golden::{
     body, crlf, header_values, is, repo, starts, Check, HandWritten, Suite, Want,
 };
+use support::verdicts::{enc_kind, EncKind};
 
 const MAX_PLAINTEXT: usize = 64 << 20;
 
@@ -246,10 +249,7 @@ fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], repor
         !String::from_utf8_lossy(&out[..mime::header_end(out)]).contains("FORGED"),
         "no forged status header value left",
     );
-    let decrypted = report
-        .encryption
-        .to_string()
-        .starts_with("openpgp; decrypted");
+    let decrypted = enc_kind(&report.encryption) == EncKind::Decrypted(Scheme::OpenPgp);
     if !decrypted {
         check(
             out == annotate_message(input, report),
@@ -720,10 +720,13 @@ fn sequoia_10_mb_encrypted() {
 
     let (out, report) = transformer(1 << 20).transform(&msg);
     assert!(
-        report
-            .encryption
-            .to_string()
-            .starts_with("openpgp; failed ("),
+        matches!(
+            report.encryption,
+            Encryption::Failed {
+                scheme: Some(Scheme::OpenPgp),
+                ..
+            }
+        ),
         "{report:?}"
     );
     assert!(out == annotate_message(&msg, &report));
@@ -745,18 +748,27 @@ fn sequoia_signed_messages() {
     entity.extend_from_slice(b"\r\n");
     entity.extend_from_slice(body);
 
-    for (signer, want_sig) in [
-        (&alice, format!("openpgp; good; signer={alice_fpr}")),
-        (&mallory, "openpgp; unknown-signer; issuer=".to_string()),
-    ] {
+    for (signer, trusted) in [(&alice, true), (&mallory, false)] {
         let msg = pgp_mime_encrypted(&encrypt(&demo, Some(signer), &entity));
         let (out, report) = t.transform(&msg);
-        assert_eq!(report.encryption.to_string(), "openpgp; decrypted");
-        assert!(
-            report.signature.to_string().starts_with(&want_sig),
-            "{}",
-            report.signature.to_string()
+        assert_eq!(
+            report.encryption,
+            Encryption::Decrypted {
+                decryption: Decryption {
+                    scheme: Scheme::OpenPgp,
+                    algorithm: None
+                },
+                details: Details::default()
+            }
         );
+        let verdict = &report.signature.verdict;
+        let as_wanted = if trusted {
+            matches!(verdict, Verdict::Good { scheme: Scheme::OpenPgp, signer } if *signer == alice_fpr)
+        } else {
+            matches!(verdict, Verdict::UnknownSigner { scheme: Scheme::OpenPgp, who }
+                if matches!(who.first(), Some(Unknown::Issuers(_))))
+        };
+        assert!(as_wanted, "{:?}", report.signature);
         assert!(out == decrypted_output(&report, headers, body));
     }
 
@@ -850,9 +862,9 @@ fn signer_uids_must_be_valid() {
     let alice_fpr = alice.fingerprint().to_hex();
     let mut problems = Vec::new();
     for (from, want) in [
-        ("alice@popcrypt.invalid", "openpgp; good; signer="),
-        ("old-alice@popcrypt.invalid", "openpgp; from-mismatch; "),
-        ("ceo@popcrypt.invalid", "openpgp; from-mismatch; "),
+        ("alice@popcrypt.invalid", Word::Good),
+        ("old-alice@popcrypt.invalid", Word::FromMismatch),
+        ("ceo@popcrypt.invalid", Word::FromMismatch),
     ] {
         let mut msg = format!(
             "From: <{from}>\r\nSubject: uid\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; \
@@ -864,10 +876,10 @@ fn signer_uids_must_be_valid() {
         msg.extend_from_slice(&sig);
         msg.extend_from_slice(b"\r\n--s1--\r\n");
         let (_, report) = t.transform(&msg);
-        if !report.signature.to_string().starts_with(want) {
+        if report.signature.verdict.word() != Some((Scheme::OpenPgp, want)) {
             problems.push(format!(
-                "From: {from}: got {:?}, want {want:?}… (signer {alice_fpr})",
-                report.signature.to_string()
+                "From: {from}: got {:?}, want openpgp {want} (signer {alice_fpr})",
+                report.signature
             ));
         }
     }
@@ -965,14 +977,14 @@ fn many_signature_copies_are_capped() {
     }
     let msg = pgp_mime_signed(entity, &armored_signature(&one.repeat(5000)));
     let (out, report) = transformer(MAX_PLAINTEXT).transform(&msg);
-    assert_eq!(report.encryption.to_string(), "none");
+    assert_eq!(report.encryption, Encryption::None);
     assert!(
-        report
-            .signature
-            .to_string()
-            .starts_with("openpgp; bad (too many signatures: more than 16 signature packets"),
-        "{}",
-        report.signature.to_string()
+        matches!(&report.signature.verdict, Verdict::Bad {
+            scheme: Scheme::OpenPgp,
+            reason: BadReason::Library(r),
+        } if r.starts_with("too many signatures: more than 16 signature packets")),
+        "{:?}",
+        report.signature
     );
     assert!(out == annotate_message(&msg, &report));
 }
@@ -1167,7 +1179,7 @@ fn cleartext_variants() {
     let mut problems = Vec::new();
     for (what, msg, want) in cases {
         let (out, report) = t.transform(&msg);
-        if !want.holds(&report.signature.to_string()) || report.encryption.to_string() != "none" {
+        if !want.holds(&report.signature) || report.encryption != Encryption::None {
             problems.push(format!(
                 "{what}: got {:?}, want {}",
                 report.signature.to_string(),

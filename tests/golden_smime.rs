@@ -34,11 +34,17 @@ use openssl::symm::Cipher;
 use openssl::x509::X509;
 
 use popcrypt::keys::{Keyring, PassphraseSource};
+use popcrypt::message::defuse::Change;
+use popcrypt::message::verdict::{
+    Algorithm, Decryption, Details, Encryption, Failure, OuterSignature, Scheme, Signature,
+    Verdict, Word,
+};
 use popcrypt::message::{annotate_message, mime, smime, Report, Transformer};
 
 use support::golden::{
     body, case_names, crlf, header_values, is, read, repo, starts, Check, HandWritten, Suite, Want,
 };
+use support::verdicts::{enc_kind, EncKind};
 
 const MAX_PLAINTEXT: usize = 64 << 20;
 
@@ -57,6 +63,45 @@ fn case_input(name: &str) -> Vec<u8> {
 }
 
 const ALICE_GOOD: &str = "smime; good; signer=alice@popcrypt.invalid";
+
+/// [`ALICE_GOOD`] as the typed verdict.
+fn alice_good() -> Signature {
+    Signature::of(Verdict::Good {
+        scheme: Scheme::Smime,
+        signer: "alice@popcrypt.invalid".into(),
+    })
+}
+
+/// An S/MIME decryption with the (not legacy) algorithm `alg`, nothing
+/// inside, and these findings.
+fn smime_decrypted(alg: &str, no_integrity: bool, html: Option<Change>) -> Encryption {
+    Encryption::Decrypted {
+        decryption: Decryption {
+            scheme: Scheme::Smime,
+            algorithm: Some(Algorithm {
+                name: alg.into(),
+                legacy: false,
+            }),
+        },
+        details: Details {
+            no_integrity,
+            html,
+            ..Details::default()
+        },
+    }
+}
+
+/// Decrypted by S/MIME with the algorithm `alg` (legacy or not), whatever
+/// the details.
+fn decrypted_with(e: &Encryption, alg: &str) -> bool {
+    matches!(e, Encryption::Decrypted {
+        decryption: Decryption {
+            scheme: Scheme::Smime,
+            algorithm: Some(a),
+        },
+        ..
+    } if a.name == alg)
+}
 const ISSUING_CA: &str = "CN=popcrypt DEMO ONLY S-MIME Issuing CA, O=popcrypt DEMO ONLY";
 
 /// What a demanding user expects for each case, written by hand.
@@ -243,10 +288,7 @@ fn delivered_text(input: &[u8], report: &Report, body: &[u8]) -> Vec<u8> {
 /// golden files (beyond the status header checks every suite makes): each
 /// `check(ok, what)` with `ok` false is a problem.
 fn content_checks(check: &mut Check, name: &str, input: &[u8], out: &[u8], report: &Report) {
-    let decrypted = report
-        .encryption
-        .to_string()
-        .starts_with("smime; decrypted");
+    let decrypted = enc_kind(&report.encryption) == EncKind::Decrypted(Scheme::Smime);
     let unwrapped = name.starts_with("signed-opaque");
     let mut original = report.header_lines();
     original.extend_from_slice(input);
@@ -592,9 +634,12 @@ fn pkcs12_keys_directory_decrypts() {
         // The P-256 identity is not in the file.
         let (out, report) = t.transform(&case_input("enveloped-p256-ecdh"));
         assert!(
-            report.encryption.to_string().starts_with(
-                "smime; failed (not encrypted to any of our S/MIME certificates; recipients: "
-            ) && report.encryption.to_string().ends_with("serial=1003)"),
+            matches!(&report.encryption, Encryption::Failed {
+                scheme: Some(Scheme::Smime),
+                reason: Failure::Library(r),
+            } if r.starts_with(
+                "not encrypted to any of our S/MIME certificates; recipients: "
+            ) && r.ends_with("serial=1003")),
             "{p12}: {report:?}"
         );
         assert!(out == annotate_message(&case_input("enveloped-p256-ecdh"), &report));
@@ -828,14 +873,17 @@ fn encrypt_then_sign_by_someone_else_keeps_integrity_none() {
     // Bob signed Alice's ciphertext: his valid signature never makes her
     // words his (a decryption oracle, "Re: What's up Johnny"), nor good.
     assert_eq!(
-        report.signature.to_string(),
-        "none; outer=good; outer-signer=bob@popcrypt.invalid"
+        report.signature,
+        Signature {
+            verdict: Verdict::None,
+            outer: Some(OuterSignature {
+                word: Word::Good,
+                signer: Some("bob@popcrypt.invalid".into()),
+            }),
+        }
     );
     assert!(
-        report
-            .encryption
-            .to_string()
-            .starts_with("smime; decrypted; algorithm=aes-256-cbc"),
+        decrypted_with(&report.encryption, "aes-256-cbc"),
         "{report:?}"
     );
     assert!(
@@ -843,8 +891,8 @@ fn encrypt_then_sign_by_someone_else_keeps_integrity_none() {
         "the modified plaintext is delivered"
     );
     assert_eq!(
-        report.encryption.to_string(),
-        "smime; decrypted; algorithm=aes-256-cbc; integrity=none",
+        report.encryption,
+        smime_decrypted("aes-256-cbc", true, None),
         "a signature over the ciphertext does not protect the plaintext"
     );
 }
@@ -896,7 +944,14 @@ fn opaque_signed_ciphertext_is_reported_as_decrypted() {
     msg.extend_from_slice(base64_lines(&signed, "\r\n").as_bytes());
     let (out, report) = transformer().transform(&msg);
     assert!(
-        report.signature.to_string() == "none; outer=unknown-signer",
+        report.signature
+            == Signature {
+                verdict: Verdict::None,
+                outer: Some(OuterSignature {
+                    word: Word::UnknownSigner,
+                    signer: None,
+                }),
+            },
         "{report:?}"
     );
     assert!(
@@ -904,13 +959,10 @@ fn opaque_signed_ciphertext_is_reported_as_decrypted() {
         "the ciphertext inside is decrypted"
     );
     assert!(
-        report
-            .encryption
-            .to_string()
-            .starts_with("smime; decrypted; algorithm=aes-256-cbc")
-            && report.encryption.to_string().contains("; integrity=none"),
-        "Encryption header of a decrypted CBC message: {:?}",
-        report.encryption.to_string()
+        decrypted_with(&report.encryption, "aes-256-cbc")
+            && matches!(&report.encryption, Encryption::Decrypted { details, .. } if details.no_integrity),
+        "Encryption verdict of a decrypted CBC message: {:?}",
+        report.encryption
     );
 }
 
@@ -970,14 +1022,14 @@ fn inner_signature_is_verified_over_the_decrypted_bytes() {
     msg.extend_from_slice(base64_lines(&der, "\r\n").as_bytes());
     let (out, report) = transformer().transform(&msg);
     assert_eq!(
-        report.encryption.to_string(),
-        "smime; decrypted; algorithm=aes-256-gcm"
+        report.encryption,
+        smime_decrypted("aes-256-gcm", false, None)
     );
     assert!(
         contains(&out, b"this part was signed with LF line ends"),
         "decrypted"
     );
-    assert_eq!(report.signature.to_string(), ALICE_GOOD);
+    assert_eq!(report.signature, alice_good());
 }
 
 /// Status headers forged by the sender are removed; the Date header is
@@ -1017,14 +1069,11 @@ fn forged_status_headers_and_message_date() {
             .replacen(&date, &rfc5322(signed_at + 7200), 1);
     let (out, report) = t.transform(moved.as_bytes());
     assert!(
-        report
-            .signature
-            .to_string()
-            .starts_with("smime; rejected (policy: the signature was made at ")
-            && report
-                .signature
-                .to_string()
-                .contains("but the message is dated"),
+        matches!(&report.signature.verdict, Verdict::Rejected {
+            scheme: Scheme::Smime,
+            reason,
+        } if reason.starts_with("the signature was made at ")
+            && reason.contains("but the message is dated")),
         "{report:?}"
     );
     assert!(out == annotate_message(moved.as_bytes(), &report));
@@ -1033,10 +1082,7 @@ fn forged_status_headers_and_message_date() {
         String::from_utf8(input.clone())
             .unwrap()
             .replacen(&date, &rfc5322(signed_at + 1800), 1);
-    assert_eq!(
-        t.transform(near.as_bytes()).1.signature.to_string(),
-        ALICE_GOOD
-    );
+    assert_eq!(t.transform(near.as_bytes()).1.signature, alice_good());
 }
 
 /// A ciphertext that is not the whole message (attacker text around it, a
@@ -1088,7 +1134,7 @@ fn embedded_ciphertext_is_not_decrypted() {
     ] {
         let (out, report) = t.transform(&msg);
         assert!(
-            report.encryption.to_string() == "none",
+            report.encryption == Encryption::None,
             "{what}: embedded ciphertext decrypted: {report:?}"
         );
         assert!(out == annotate_message(&msg, &report), "{what}: altered");
@@ -1097,7 +1143,7 @@ fn embedded_ciphertext_is_not_decrypted() {
             "{what}: plaintext released"
         );
         if what.starts_with("multipart/signed") {
-            assert_eq!(report.signature.to_string(), ALICE_GOOD, "{what}");
+            assert_eq!(report.signature, alice_good(), "{what}");
         }
     }
 }
@@ -1167,8 +1213,8 @@ fn ambiguous_cbc_structure_is_delivered_as_text() {
     let t = transformer();
     let (out, report) = t.transform(&build(Cipher::aes_256_cbc(), "enveloped-data"));
     assert_eq!(
-        report.encryption.to_string(),
-        "smime; decrypted; algorithm=aes-256-cbc; integrity=none; html=as-text"
+        report.encryption,
+        smime_decrypted("aes-256-cbc", true, Some(Change::AsText))
     );
     assert_eq!(
         header_values(&out, "content-type"),
@@ -1183,8 +1229,8 @@ fn ambiguous_cbc_structure_is_delivered_as_text() {
     );
     let (out, report) = t.transform(&build(Cipher::aes_256_gcm(), "authEnveloped-data"));
     assert_eq!(
-        report.encryption.to_string(),
-        "smime; decrypted; algorithm=aes-256-gcm"
+        report.encryption,
+        smime_decrypted("aes-256-gcm", false, None)
     );
     assert!(contains(&out, b"<img src=\"http://x.attacker.invalid/\">"));
 }

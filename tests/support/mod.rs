@@ -16,6 +16,8 @@
 //!   golden cases and header fields.
 //! * [`corpora`]: where the published attack-mail corpora are
 //!   (`POPCRYPT_CORPORA`), and saying so when they are not.
+//! * [`verdicts`]: verdicts inspected by their types, and expectation
+//!   strings parsed into the classes they name.
 
 pub mod clients;
 pub mod corpora;
@@ -29,3 +31,4 @@ pub mod mailbox;
 pub mod pop3_client;
 pub mod proxy;
 pub mod tls;
+pub mod verdicts;
