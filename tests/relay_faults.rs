@@ -1282,7 +1282,7 @@ async fn sasl_plain_and_login_with_continuations_and_cancel() {
 
 // ------------------------------------------------------------------ regressions
 
-/// Regression (found by this file; fixed in 0db4595, src/pop3/session.rs
+/// Regression (found by this file; fixed in 0db4595, src/pop3/session.rs, now src/pop3/engine/
 /// `Engine::wants_client_input`): a command of exactly `max_command_line`
 /// octets whose CR and LF arrive in separate reads stalled the session until
 /// the idle timeout. `LineBuffer` accepts max + 1 buffered octets when the

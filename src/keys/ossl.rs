@@ -36,6 +36,8 @@ pub(crate) const ERR_RFLAG_FATAL: Reason = 0x1 << ERR_RFLAGS_OFFSET;
 /// `ERR_RFLAG_COMMON` (include/openssl/err.h.in): a reason common to all
 /// libraries (`ERR_R_*`), whatever library raised it.
 pub(crate) const ERR_RFLAG_COMMON: Reason = 0x2 << ERR_RFLAGS_OFFSET;
+/// `ERR_R_MALLOC_FAILURE` (include/openssl/err.h.in): `256 | ERR_R_FATAL`.
+pub(crate) const ERR_R_MALLOC_FAILURE: Reason = 256 | ERR_RFLAG_FATAL | ERR_RFLAG_COMMON;
 /// `ERR_R_UNSUPPORTED` (include/openssl/err.h.in), text "unsupported".
 pub(crate) const ERR_R_UNSUPPORTED: Reason = 268 | ERR_RFLAG_COMMON;
 
@@ -158,15 +160,24 @@ pub(crate) fn any_of(e: &ErrorStack, codes: &[(Lib, Reason)]) -> bool {
         .any(|e| codes.iter().any(|&(lib, reason)| is(e, lib, reason)))
 }
 
-/// Whether the stack says OpenSSL itself failed rather than judged the
-/// input: a reason flagged fatal (allocation failure, internal error, a
-/// disabled feature, failed initialisation, a lock), or an operating-system
-/// error. A verdict built on such a stack would be about popcrypt's host,
-/// not about the message.
+/// Whether the stack says OpenSSL's host failed rather than OpenSSL judged
+/// the input: an allocation failure or an operating-system error, with
+/// nothing on the stack but such errors and the common reasons that only
+/// pass them on (`ERR_R_*_LIB`, flagged common) or are fatal.
+///
+/// Fails closed: one library-specific reason (a verification failure, an
+/// ASN.1 decoding error, …) anywhere on the stack makes it a verdict on
+/// the input, because such a verdict may be `bad`, and an "internal" one
+/// is never quarantined. Other fatal reasons alone (`ERR_R_INTERNAL_ERROR`,
+/// `ERR_R_DISABLED`, …) are not enough either: OpenSSL raises some of them
+/// on malformed input, and a sender chooses which algorithm is disabled.
 pub(crate) fn is_internal(e: &ErrorStack) -> bool {
-    e.errors()
-        .iter()
-        .any(|e| e.reason_code() & ERR_RFLAG_FATAL != 0 || e.library_code() == ERR_LIB_SYS)
+    let errors = e.errors();
+    let host =
+        |e: &Error| e.reason_code() == ERR_R_MALLOC_FAILURE || e.library_code() == ERR_LIB_SYS;
+    let passes_on =
+        |e: &Error| host(e) || e.reason_code() & (ERR_RFLAG_COMMON | ERR_RFLAG_FATAL) != 0;
+    errors.iter().any(host) && errors.iter().all(passes_on)
 }
 
 /// The reason texts of the stack, joined with `; ` (consecutive duplicates

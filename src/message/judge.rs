@@ -51,7 +51,6 @@ impl From<&openpgp::SigVerdict> for Sig {
                 Sig::Unknown(Unknown::Issuers(issuers.clone()))
             }
             openpgp::SigVerdict::Rejected { reason } => Sig::Rejected(reason.clone()),
-            openpgp::SigVerdict::Internal { reason } => Sig::Internal(reason.clone()),
         }
     }
 }
@@ -172,7 +171,13 @@ fn judge_goods(
                 shown: from.clone(),
                 why: why.clone(),
             };
-            return Some(mismatch(label(id, emails), m));
+            // Labelled by the first good signature with this id (for
+            // S/MIME, whose ids are empty: the first good signer).
+            let first = goods
+                .iter()
+                .find(|(i, _)| i == id)
+                .map_or(*emails, |(_, e)| *e);
+            return Some(mismatch(label(id, first), m));
         }
         let signer = if id.is_empty() { from } else { *id };
         return Some(Verdict::Good {
@@ -282,5 +287,28 @@ mod tests {
             "openpgp; unknown-signer; issuer=K"
         );
         assert_eq!(judge(s, &[], &from, true), Verdict::None);
+    }
+
+    #[test]
+    fn an_unclear_sender_names_the_first_good_signer() {
+        // Two S/MIME signers (no ids); the second is the From address but
+        // a display name names someone else: labelled, as always, by the
+        // first good signature.
+        let from = Sender::Unclear {
+            shown: "bob@x".into(),
+            why: "the display name names another address".into(),
+            address: Some("bob@x".into()),
+        };
+        let v = judge(
+            Scheme::Smime,
+            &[good("", "alice@x"), good("", "bob@x")],
+            &from,
+            true,
+        );
+        assert_eq!(
+            v.to_string(),
+            "smime; from-mismatch; signer=alice@x; from=bob@x (the display name names another \
+             address)"
+        );
     }
 }

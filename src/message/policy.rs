@@ -85,7 +85,10 @@ fn boundary_absent_from(content: &[u8]) -> String {
         // still gives a boundary that is checked against the content.
         let boundary = match openssl::rand::rand_bytes(&mut random) {
             Ok(()) => format!("popcrypt-quarantine-{}", hex(&random)),
-            Err(_) => format!("popcrypt-quarantine-{:x}", fallback_counter()),
+            Err(_) => {
+                tracing::warn!("no random boundary for a quarantine notice; using a counter");
+                format!("popcrypt-quarantine-{:x}", fallback_counter())
+            }
         };
         if !contains(content, boundary.as_bytes()) {
             return boundary;

@@ -140,9 +140,13 @@ impl Transformer {
 
 /// The report on an S/MIME decryption that failed.
 fn failed(e: &smime::SmimeError) -> Encryption {
+    let reason = match e {
+        smime::SmimeError::Internal(_) => Failure::Internal(e.to_string()),
+        _ => Failure::Library(e.to_string()),
+    };
     Encryption::Failed {
         scheme: Some(Scheme::Smime),
-        reason: Failure::Library(e.to_string()),
+        reason,
     }
 }
 

@@ -104,7 +104,9 @@ pub enum Failure {
     /// The scheme's library refused (no key, integrity, size, …): its
     /// reason as the scheme module words it.
     Library(String),
-    /// An internal failure in a library, not a verdict on the message.
+    /// An internal failure, not a verdict on the message: a crypto
+    /// library's host failed (allocation, the system), or popcrypt's own
+    /// transform could not run. The text says which.
     Internal(String),
     /// A panic caught while processing: the original is delivered.
     Panicked,
@@ -235,7 +237,16 @@ impl Encryption {
     /// logs record, never the details.
     pub fn summary(&self) -> String {
         match self {
-            Encryption::None | Encryption::Plain(_) => "none".into(),
+            Encryption::None => "none".into(),
+            Encryption::Plain(d) => match (d.layers.first(), d.protected_headers.is_empty()) {
+                (Some(InnerLayer::Unwrapped), _) => "none; signed-data unwrapped".into(),
+                (Some(InnerLayer::Decrypted(_)), _) => "none; inner smime decrypted".into(),
+                (Some(InnerLayer::Failed(_)), _) => "none; inner smime failed".into(),
+                (None, false) => {
+                    format!("none; protected-headers={}", d.protected_headers.join(","))
+                }
+                (None, true) => "none".into(),
+            },
             Encryption::Decrypted { decryption, .. } => format!("{}; decrypted", decryption.scheme),
             Encryption::Failed {
                 scheme: Some(s), ..
@@ -513,11 +524,13 @@ impl Signature {
         }
     }
 
-    /// The first two tokens (`openpgp; good`, `none`, …) for the logs.
+    /// The first two tokens (`openpgp; good`, `none`, `none; outer=good`,
+    /// …) for the logs.
     pub fn summary(&self) -> String {
-        match self.verdict.word() {
-            Some((scheme, word)) => format!("{scheme}; {word}"),
-            None => "none".into(),
+        match (self.verdict.word(), &self.outer) {
+            (Some((scheme, word)), _) => format!("{scheme}; {word}"),
+            (None, Some(o)) => format!("none; outer={}", o.word),
+            (None, None) => "none".into(),
         }
     }
 }
@@ -564,6 +577,18 @@ mod tests {
             .to_string(),
             "none; signed-data unwrapped"
         );
+        // The logs: the first two tokens of the header value, no reasons.
+        let plain = Encryption::Plain(Details {
+            layers: vec![InnerLayer::Failed("not for us (x)".into())],
+            protected_headers: vec!["subject".into()],
+            ..Details::default()
+        });
+        assert_eq!(plain.summary(), "none; inner smime failed");
+        let plain = Encryption::Plain(Details {
+            protected_headers: vec!["subject".into(), "from".into()],
+            ..Details::default()
+        });
+        assert_eq!(plain.summary(), "none; protected-headers=subject,from");
     }
 
     #[test]
@@ -590,7 +615,7 @@ mod tests {
             }),
         };
         assert_eq!(s.to_string(), "none; outer=good; outer-signer=x@y");
-        assert_eq!(s.summary(), "none");
+        assert_eq!(s.summary(), "none; outer=good");
         let u = Verdict::UnknownSigner {
             scheme: Scheme::Smime,
             who: vec![

@@ -12,7 +12,7 @@ use openpgp::parse::stream::*;
 use openpgp::parse::PacketParser;
 use openpgp::KeyHandle;
 
-use super::{errors, Outcome, SigVerdict, MAX_SIGNATURES};
+use super::{Outcome, SigVerdict, MAX_SIGNATURES};
 use crate::keys::PgpKeys;
 
 /// Raised from [`VerificationHelper::inspect`] when a message holds more
@@ -148,34 +148,24 @@ fn classify(r: VerificationResult<'_>) -> SigVerdict {
 }
 
 /// A signature with a known, valid key that was not accepted: `Rejected`
-/// when the policy refused it (a weak hash), `Bad` when sequoia judged it
-/// (it does not verify, it expired, it is not for us, ...), `Internal` when
-/// the error is none of sequoia's and no I/O error: the crypto backend
-/// (OpenSSL) failed while checking, which says nothing about the message.
+/// when the policy refused it (a weak hash), `Bad` otherwise (it does not
+/// verify, it expired, it is not for us, ...).
+///
+/// No OpenPGP failure is reported as internal: sequoia's OpenSSL backend
+/// (the `ossl` crate) returns the same untyped `ossl::Error` ("OpenSSL
+/// returned a 0 c_int as an error") for a backend failure and for input
+/// OpenSSL refuses (a forged AEAD tag, a point not on the curve). Calling
+/// it internal would let forged mail escape quarantine, so it fails
+/// closed: `bad`.
 pub(super) fn bad_signature(error: &openpgp::anyhow::Error) -> SigVerdict {
     if let Some(openpgp::Error::PolicyViolation(what, _)) = error.downcast_ref::<openpgp::Error>() {
         return SigVerdict::Rejected {
             reason: format!("{what} signatures are not accepted"),
         };
     }
-    if is_library_failure(error) {
-        return SigVerdict::Internal {
-            reason: format!(
-                "internal error: the crypto library failed while checking the signature: {error}"
-            ),
-        };
-    }
     SigVerdict::Bad {
         reason: format!("signature does not verify: {error}"),
     }
-}
-
-/// Whether `error` is neither sequoia's own error nor an I/O error: a
-/// failure of the crypto backend (an `ossl::Error` from OpenSSL: a context
-/// or key it could not set up), not a verdict on the input.
-pub(super) fn is_library_failure(error: &openpgp::anyhow::Error) -> bool {
-    let e = error.as_ref();
-    errors::sequoia_error(e).is_none() && errors::find::<std::io::Error>(e).is_none()
 }
 
 #[cfg(test)]
@@ -190,7 +180,7 @@ mod tests {
     struct BackendFailed;
 
     #[test]
-    fn a_failing_backend_is_no_bad_signature() {
+    fn an_untyped_backend_error_fails_closed() {
         let v = bad_signature(&anyhow::Error::from(openpgp::Error::ManipulatedMessage));
         assert_eq!(
             v,
@@ -213,16 +203,9 @@ mod tests {
         assert!(matches!(bad_signature(&expired), SigVerdict::Bad { .. }));
         let io = anyhow::Error::from(std::io::Error::other("x"));
         assert!(matches!(bad_signature(&io), SigVerdict::Bad { .. }));
-        let v = bad_signature(&anyhow::Error::from(BackendFailed));
-        assert_eq!(
-            v,
-            SigVerdict::Internal {
-                reason: "internal error: the crypto library failed while checking the \
-                         signature: OpenSSL returned a NULL ptr as an error"
-                    .into()
-            }
-        );
+        // A backend failure is indistinguishable from refused input:
+        // bad, never an excuse (fails closed).
         let v = bad_signature(&anyhow::Error::from(BackendFailed).context("verifying"));
-        assert!(matches!(v, SigVerdict::Internal { .. }), "{v:?}");
+        assert!(matches!(v, SigVerdict::Bad { .. }), "{v:?}");
     }
 }

@@ -44,11 +44,6 @@ pub enum SigVerdict {
     Bad { reason: String },
     /// Rejected by policy: weak hash, expired or revoked key, unbound key.
     Rejected { reason: String },
-    /// Not checked: the crypto library (OpenSSL, below sequoia) failed for
-    /// a reason of its own while checking. No verdict on the message or
-    /// its sender; `reason` says what failed and starts with
-    /// `internal error: `.
-    Internal { reason: String },
 }
 
 /// At most this many signature packets (and as many one-pass signature

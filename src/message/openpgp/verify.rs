@@ -8,7 +8,7 @@ use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 
 use super::cleartext::parse_cleartext;
-use super::helper::{is_library_failure, Counts, Helper, TooManySignatures};
+use super::helper::{Counts, Helper, TooManySignatures};
 use super::{DecryptError, Outcome, SigVerdict, MAX_SIGNATURES};
 use crate::keys::PgpKeys;
 use crate::text::{self, LoneCr};
@@ -127,19 +127,10 @@ fn verify_detached_inner(
     let mut v = builder
         .with_policy(policy, None, Helper::new(keys, counts))
         .map_err(|e| bad(format!("unreadable signature: {e}")))?;
-    // Hashing the data: a failure that is neither sequoia's nor I/O is
-    // the crypto backend's (a hash context OpenSSL could not set up).
-    v.verify_bytes(data).map_err(|e| {
-        if is_library_failure(&e) {
-            SigVerdict::Internal {
-                reason: format!(
-                    "internal error: the crypto library failed while hashing the signed data: {e}"
-                ),
-            }
-        } else {
-            bad(format!("verification failed: {e}"))
-        }
-    })?;
+    // Hashing the data: any failure is `bad` (see helper::bad_signature
+    // for why nothing on the OpenPGP side is reported as internal).
+    v.verify_bytes(data)
+        .map_err(|e| bad(format!("verification failed: {e}")))?;
     let mut out = v.into_helper().out;
     let sigs = std::mem::take(&mut out.sigs);
     if sigs.is_empty() {

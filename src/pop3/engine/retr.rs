@@ -133,6 +133,9 @@ impl Engine {
             // Handled above / never fed while a transform runs; should it
             // happen, the session is no longer trustworthy: end it.
             (MsgState::Status | MsgState::AwaitTransform, _) => {
+                // The answer is still pending (and may be half sent): put
+                // it back, so that no error line is written into it.
+                self.pending = Some(Pending::Message(rx));
                 self.internal_error("message state machine out of step");
                 return None;
             }
