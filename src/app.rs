@@ -40,8 +40,22 @@ pub async fn serve(config: Config) -> Result<(), Error> {
         .unwrap_or_default();
     let cfg = &ctx.config;
     tracing::info!(listen = %addr, upstream = %format!("{}:{}", cfg.upstream_host, cfg.upstream_port), tls = ?cfg.upstream_tls, "popcrypt listening");
+    // systemd `Type=notify`: ready once the configuration is valid, every
+    // key loaded and every listener bound (a no-op without NOTIFY_SOCKET).
+    notify_systemd(&[sd_notify::NotifyState::Ready]);
     proxy.run(crate::shutdown_signal()).await;
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
     Ok(())
+}
+
+/// Tell the service manager, if there is one, how the service is doing.
+fn notify_systemd(state: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(false, state) {
+        tracing::warn!(error = %e, "cannot notify the service manager");
+    }
 }
 
 /// The transformer `serve` runs with: the keys directory if one is
