@@ -240,3 +240,65 @@ async fn without_the_option_nothing_changes() {
     let line = log_line(&[&format!("peer={local}"), "client connected"]).await;
     assert!(!line.contains("via="), "{line}");
 }
+
+/// The `popcrypt serve` binary with `proxy_protocol = true` from its
+/// configuration file, in front of a real Dovecot: v1 and v2 headers get
+/// the session (a RETR of the delivered message), the addresses they carry
+/// are logged, and a connection without a header or with a garbled one is
+/// closed without a greeting and never reaches Dovecot.
+#[test]
+fn serve_behind_a_balancer_with_a_real_dovecot() {
+    use support::dovecot::Dovecot;
+    use support::proxy::ProxyProcess;
+    const ALICE: (&str, &str) = ("alice", "Tr0ub4dor&3-secret");
+    let d = Dovecot::start(&[ALICE]);
+    d.deliver(ALICE.0, b"From: a@example.org\nSubject: pp\n\nbody line\n");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("popcrypt.toml");
+    std::fs::write(&config, "proxy_protocol = true\n").unwrap();
+    let p = ProxyProcess::implicit(&d, &[std::ffi::OsStr::new("--config"), config.as_os_str()]);
+
+    let headers: [(Vec<u8>, &str); 2] = [
+        (
+            b"PROXY TCP4 203.0.113.51 127.0.0.1 40051 110\r\n".to_vec(),
+            "peer=203.0.113.51:40051",
+        ),
+        (v2_tcp6("2001:db8::52", 40052), "peer=[2001:db8::52]:40052"),
+    ];
+    for (i, (header, peer)) in headers.iter().enumerate() {
+        let mut c = p.connect();
+        assert!(c.send(header));
+        let greeting = c.line().unwrap();
+        assert!(greeting.starts_with("+OK"), "{greeting}");
+        assert!(c.cmd(&format!("USER {}", ALICE.0)).starts_with("+OK"));
+        assert!(c.cmd(&format!("PASS {}", ALICE.1)).starts_with("+OK"));
+        assert!(c.cmd("RETR 1").starts_with("+OK"));
+        let body = c.multi();
+        assert!(
+            body.contains("Subject: pp\r\n") && body.contains("body line\r\n"),
+            "{body}"
+        );
+        assert!(c.cmd("QUIT").starts_with("+OK"));
+        let log = p.wait_for_log("session ended by QUIT", i + 1);
+        assert!(
+            log.lines()
+                .any(|l| l.contains(peer) && l.contains("client connected")),
+            "{peer} not logged"
+        );
+    }
+    let upstream_sessions = p.log().matches("upstream connected").count();
+    for (i, bad) in [&b"CAPA\r\n"[..], b"PROXY TCP4 not-an-address\r\n"]
+        .iter()
+        .enumerate()
+    {
+        let mut c = p.connect();
+        assert!(c.send(bad));
+        assert!(c.read_to_close().is_empty(), "no greeting");
+        p.wait_for_log("closing the connection without a greeting", i + 1);
+    }
+    assert_eq!(
+        p.log().matches("upstream connected").count(),
+        upstream_sessions
+    );
+    assert_eq!(d.message_count(ALICE.0), 1);
+}
