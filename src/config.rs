@@ -119,6 +119,9 @@ pub struct FileConfig {
     pub smime_system_roots: Option<bool>,
     pub signature_policy: Option<SignaturePolicy>,
     pub allow_plaintext_non_loopback: Option<bool>,
+    /// Every connection starts with a PROXY protocol (v1 or v2) header from
+    /// a load balancer; its client address is the one logged.
+    pub proxy_protocol: Option<bool>,
     pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub limits: Limits,
@@ -174,6 +177,8 @@ pub struct Config {
     pub smime_system_roots: bool,
     pub signature_policy: SignaturePolicy,
     pub allow_plaintext_non_loopback: bool,
+    /// Read a PROXY protocol header before greeting (off by default).
+    pub proxy_protocol: bool,
     pub log_format: LogFormat,
     pub limits: Limits,
     pub timeouts: Timeouts,
@@ -226,6 +231,7 @@ impl FileConfig {
             smime_system_roots: f.smime_system_roots.unwrap_or(false),
             signature_policy: f.signature_policy.unwrap_or(SignaturePolicy::Annotate),
             allow_plaintext_non_loopback: allow,
+            proxy_protocol: f.proxy_protocol.unwrap_or(false),
             log_format: f.log_format.unwrap_or(LogFormat::Text),
             limits: f.limits,
             timeouts: f.timeouts,
@@ -515,6 +521,13 @@ mod tests {
         assert_eq!(c.upstream_server_name, "pop.example.org");
         assert_eq!(c.timeouts.client_idle, 600.0);
         assert_eq!(c.timeouts.command, 60.0);
+        assert!(!c.proxy_protocol);
+        assert!(
+            parse("upstream = \"h:995\"\nproxy_protocol = true")
+                .unwrap()
+                .proxy_protocol
+        );
+        assert!(toml::from_str::<FileConfig>("proxy_protocol = \"yes\"").is_err());
         assert!(parse("upstream = \"h:995\"\n[timeouts]\ncommand = 0").is_err());
         assert!(parse("").is_err());
         assert!(parse("upstream = \"pop.example.org\"").is_err());

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::upstream::write_all;
-use super::{session, Context};
+use super::{proxy_protocol, session, Context};
 
 static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -109,7 +109,7 @@ impl Proxy {
                         }
                     };
                     let id = SESSION_IDS.fetch_add(1, Ordering::Relaxed);
-                    let span = tracing::info_span!("session", id, peer = %peer);
+                    let span = session_span(id, peer, self.ctx.config.proxy_protocol);
                     let live = self.live.enter();
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
                         span.in_scope(|| tracing::warn!(limit, "too many sessions; refusing"));
@@ -130,6 +130,13 @@ impl Proxy {
                     sessions.spawn(
                         async move {
                             let _live = live;
+                            if ctx.config.proxy_protocol {
+                                let mut stop = stop.clone();
+                                if !proxy_header(&mut sock, peer, &ctx, &mut stop).await {
+                                    session::close_client(sock).await;
+                                    return;
+                                }
+                            }
                             tracing::info!("client connected");
                             session::run(sock, ctx, stop).await;
                             drop(permit);
@@ -155,6 +162,54 @@ impl Proxy {
             .is_err()
         {
             sessions.abort_all();
+        }
+    }
+}
+
+/// The span every line of a session is logged in. Behind a load balancer
+/// (`proxy_protocol`) the socket's peer is the balancer (`via`), and
+/// `peer` is filled in from the PROXY header once it has been read.
+fn session_span(id: u64, peer: SocketAddr, proxy_protocol: bool) -> tracing::Span {
+    if proxy_protocol {
+        tracing::info_span!("session", id, via = %peer, peer = tracing::field::Empty)
+    } else {
+        tracing::info_span!("session", id, peer = %peer)
+    }
+}
+
+/// Read the PROXY protocol header before anything is sent to the client
+/// or upstream, bounded by the command timeout, and record the client
+/// address it carries in the session's span (the socket's peer for LOCAL
+/// and UNKNOWN). False (logged, nothing sent) when the connection must
+/// close: no header, a bad one, a timeout, or shutdown.
+async fn proxy_header(
+    sock: &mut tokio::net::TcpStream,
+    peer: SocketAddr,
+    ctx: &Context,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let limit = crate::config::secs(ctx.config.timeouts.command);
+    let read = tokio::select! {
+        r = proxy_protocol::read_header(sock, limit) => r,
+        _ = stop.changed() => {
+            tracing::info!("shutdown before the PROXY protocol header arrived");
+            return false;
+        }
+    };
+    match read {
+        Ok(header) => {
+            let client = header.client(peer);
+            tracing::Span::current().record("peer", tracing::field::display(client));
+            if header == proxy_protocol::Header::Local {
+                tracing::debug!(
+                    "PROXY header without a client address; the socket's peer stands for it"
+                );
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(side = "client", error = %e, "closing the connection without a greeting");
+            false
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod listener;
+pub mod proxy_protocol;
 pub mod session;
 pub mod upstream;
 
