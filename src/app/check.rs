@@ -109,7 +109,11 @@ fn check_keys(account: &Account<'_>, report: &mut Report) {
     println!("  keys {}", dir.display());
     let inv = inventory::inspect(dir, account.pass);
     for item in &inv.items {
-        report.ok(4, &item_line(dir, item));
+        if item.usable {
+            report.ok(4, &item_line(dir, item));
+        } else {
+            println!("    unusable {}", item_line(dir, item));
+        }
     }
     for f in &inv.findings {
         let what = format!("{}: {}", inventory::short_path(dir, &f.source), f.problem);
@@ -265,6 +269,9 @@ fn print_inventory(dir: &Path, inv: &Inventory) {
         println!("    algorithms:   {}", none_if_empty(&item.algorithms));
         println!("    capabilities: {}", none_if_empty(&item.capabilities));
         println!("    expires:      {}", item.expires);
+        if !item.usable {
+            println!("    status:       UNUSABLE (see the problems below)");
+        }
     }
     if inv.items.is_empty() {
         println!("  no keys or certificates");

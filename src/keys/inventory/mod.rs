@@ -61,6 +61,8 @@ pub struct Item {
     pub capabilities: Vec<&'static str>,
     /// `YYYY-MM-DD` (UTC), or `never`.
     pub expires: String,
+    /// False when a [`Finding`] is about this key or certificate.
+    pub usable: bool,
 }
 
 /// Something wrong with a file or a key, and what to do about it.
@@ -187,13 +189,13 @@ pub fn date_string(secs: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// A file's path relative to the keys directory's parent-most part the
-/// operator knows: `smime/me.p12` rather than an absolute path.
+/// A file's path relative to the keys directory (`smime/me.p12`), or as
+/// given when it is outside it (or is the directory itself).
 pub fn short_path(keys_dir: &Path, path: &Path) -> String {
-    path.strip_prefix(keys_dir)
-        .unwrap_or(path)
-        .display()
-        .to_string()
+    match path.strip_prefix(keys_dir) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.display().to_string(),
+        _ => path.display().to_string(),
+    }
 }
 
 #[cfg(test)]

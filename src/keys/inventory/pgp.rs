@@ -75,6 +75,7 @@ fn inspect_cert(
 ) {
     let p = StandardPolicy::new();
     let fpr = cert.fingerprint().to_hex();
+    let before = inv.findings.len();
     let unlocked = unlock(path, cert, password, ctx, inv);
     let mut item = Item {
         kind: if cert.is_tsk() {
@@ -107,6 +108,7 @@ fn inspect_cert(
             .collect(),
         capabilities: Vec::new(),
         expires: "never".into(),
+        usable: true,
     };
     item.emails.dedup();
     if let RevocationStatus::Revoked(_) = cert.revocation_status(&p, None) {
@@ -115,6 +117,7 @@ fn inspect_cert(
             format!("OpenPGP certificate {fpr} is revoked"),
             "remove it; ask its owner for their current certificate",
         );
+        item.usable = false;
         inv.items.push(item);
         return;
     }
@@ -126,6 +129,7 @@ fn inspect_cert(
                 format!("OpenPGP certificate {fpr} is not valid under the standard policy: {e}"),
                 "replace it with a current export from its owner (e.g. one without SHA-1 self-signatures)",
             );
+            item.usable = false;
             inv.items.push(item);
             return;
         }
@@ -150,6 +154,7 @@ fn inspect_cert(
             item.capabilities.insert(0, "decrypt");
         }
     }
+    item.usable = inv.findings.len() == before;
     inv.items.push(item);
 }
 

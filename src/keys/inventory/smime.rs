@@ -67,7 +67,8 @@ pub(super) fn inspect_own(dir: &Path, ctx: &Ctx<'_>, inv: &mut Inventory) {
         for i in matching {
             if !used[i] {
                 used[i] = true;
-                let item = describe(ItemKind::SmimeIdentity, &certs[i].0, &certs[i].1);
+                let before = inv.findings.len();
+                let mut item = describe(ItemKind::SmimeIdentity, &certs[i].0, &certs[i].1);
                 check_cert(&item, &certs[i].1, inv);
                 if item.emails.is_empty() {
                     inv.finding(
@@ -76,6 +77,7 @@ pub(super) fn inspect_own(dir: &Path, ctx: &Ctx<'_>, inv: &mut Inventory) {
                         "popcrypt matches S/MIME certificates to mail by address: get one with subjectAltName email:you@example.org",
                     );
                 }
+                item.usable = inv.findings.len() == before;
                 inv.items.push(item);
             }
         }
@@ -100,7 +102,11 @@ fn file_error(path: &Path, e: SmimeKeyError, ctx: &Ctx<'_>, inv: &mut Inventory)
             "remove the file or replace it with a PEM certificate and key, or a PKCS#12 file".into()
         }
     };
-    inv.finding(path, e.to_string(), fix);
+    // The error names the file; the finding does already.
+    let text = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    let problem = text.strip_prefix(&prefix).unwrap_or(&text);
+    inv.finding(path, problem, fix);
 }
 
 /// Every certificate of `trust/`: an anchor must be a CA and be valid.
@@ -129,7 +135,8 @@ pub(super) fn inspect_trust(dir: &Path, inv: &mut Inventory) {
             }
         };
         for cert in certs {
-            let item = describe(ItemKind::TrustAnchor, &path, &cert);
+            let before = inv.findings.len();
+            let mut item = describe(ItemKind::TrustAnchor, &path, &cert);
             check_cert(&item, &cert, inv);
             if !is_ca(&cert) {
                 inv.finding(
@@ -138,6 +145,7 @@ pub(super) fn inspect_trust(dir: &Path, inv: &mut Inventory) {
                     "put the certificate of the CA that issued it into trust/ instead, and this one into smime/ if you need it",
                 );
             }
+            item.usable = inv.findings.len() == before;
             inv.items.push(item);
         }
     }
@@ -197,6 +205,7 @@ fn describe(kind: ItemKind, path: &Path, cert: &X509Ref) -> Item {
         emails: cert_emails(cert),
         algorithms,
         capabilities,
+        usable: true,
         expires: epoch_secs(cert.not_after())
             .map(super::date_string)
             .unwrap_or_else(|| "unknown".into()),
