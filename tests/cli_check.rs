@@ -227,11 +227,10 @@ async fn an_unreachable_upstream_is_a_problem() {
     assert!(!out.contains("certificate 0:"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broken_smime_material_is_listed_file_by_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = dir.path().join("keys");
-    let ca = TestCa::new("popcrypt S/MIME test CA");
+/// A keys directory with an expired identity, one without an email
+/// address, a private key alone, a leaf certificate in trust/ and the CA.
+fn broken_smime_keys(dir: &Path, ca: &TestCa) -> PathBuf {
+    let keys = dir.join("keys");
     let expired = ca.issue_with(&["expired.example"], |p| {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
@@ -253,6 +252,14 @@ async fn broken_smime_material_is_listed_file_by_file() {
     let leaf = ca.issue(&["leaf.example"]);
     put(&keys.join("trust/leaf.pem"), &leaf.cert_pem);
     put(&keys.join("trust/ca.pem"), ca.pem());
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_smime_material_is_listed_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("popcrypt S/MIME test CA");
+    let keys = broken_smime_keys(dir.path(), &ca);
     let server = tls_server(ca.server_config(&["localhost"])).await;
     put(&dir.path().join("ca.pem"), ca.pem());
     let args = with(

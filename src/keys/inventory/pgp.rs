@@ -77,40 +77,7 @@ fn inspect_cert(
     let fpr = cert.fingerprint().to_hex();
     let before = inv.findings.len();
     let unlocked = unlock(path, cert, password, ctx, inv);
-    let mut item = Item {
-        kind: if cert.is_tsk() {
-            ItemKind::OpenPgpSecretKey
-        } else {
-            ItemKind::OpenPgpCertificate
-        },
-        source: path.to_owned(),
-        id: fpr.clone(),
-        name: String::new(),
-        emails: cert
-            .userids()
-            .filter_map(|u| {
-                u.userid()
-                    .email()
-                    .ok()
-                    .flatten()
-                    .map(str::to_ascii_lowercase)
-            })
-            .collect(),
-        algorithms: cert
-            .keys()
-            .map(|ka| {
-                let k = ka.key();
-                match k.mpis().bits() {
-                    Some(bits) => format!("{} {bits}", k.pk_algo()),
-                    None => k.pk_algo().to_string(),
-                }
-            })
-            .collect(),
-        capabilities: Vec::new(),
-        expires: "never".into(),
-        usable: true,
-    };
-    item.emails.dedup();
+    let mut item = base_item(path, cert);
     if let RevocationStatus::Revoked(_) = cert.revocation_status(&p, None) {
         inv.finding(
             path,
@@ -156,6 +123,45 @@ fn inspect_cert(
     }
     item.usable = inv.findings.len() == before;
     inv.items.push(item);
+}
+
+/// What a certificate carries, before the policy is applied.
+fn base_item(path: &Path, cert: &Cert) -> Item {
+    let mut item = Item {
+        kind: if cert.is_tsk() {
+            ItemKind::OpenPgpSecretKey
+        } else {
+            ItemKind::OpenPgpCertificate
+        },
+        source: path.to_owned(),
+        id: cert.fingerprint().to_hex(),
+        name: String::new(),
+        emails: cert
+            .userids()
+            .filter_map(|u| {
+                u.userid()
+                    .email()
+                    .ok()
+                    .flatten()
+                    .map(str::to_ascii_lowercase)
+            })
+            .collect(),
+        algorithms: cert
+            .keys()
+            .map(|ka| {
+                let k = ka.key();
+                match k.mpis().bits() {
+                    Some(bits) => format!("{} {bits}", k.pk_algo()),
+                    None => k.pk_algo().to_string(),
+                }
+            })
+            .collect(),
+        capabilities: Vec::new(),
+        expires: "never".into(),
+        usable: true,
+    };
+    item.emails.dedup();
+    item
 }
 
 /// Name, expiry and verification capability of a certificate valid under
