@@ -458,3 +458,40 @@ async fn every_subcommand_has_help_with_an_example() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_stls_upstream_is_checked_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("popcrypt STLS test CA");
+    put(&dir.path().join("ca.pem"), ca.pem());
+    let transport = Transport::Starttls {
+        config: ca.server_config(&["localhost"]),
+        greeting: "+OK fake POP3 ready".into(),
+        stls_answer: "+OK begin TLS".into(),
+        inject: Vec::new(),
+    };
+    let server = FakeServer::start(transport, |mut c: ServerConn| async move {
+        while let Some(line) = c.read_line().await {
+            if line.to_ascii_uppercase().starts_with("QUIT") {
+                c.send("+OK bye\r\n").await;
+                break;
+            }
+        }
+    })
+    .await;
+    let args = with(
+        upstream_args(server.addr.port(), &dir.path().join("ca.pem")),
+        &["--upstream-tls", "starttls"],
+    );
+    let (code, out) = run(args).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(STLS, server name localhost)"), "{out}");
+    assert!(
+        line_with(&out, &["issuer", "CN=popcrypt STLS test CA"]).is_some(),
+        "{out}"
+    );
+    assert!(
+        line_with(&out, &["ok", "the certificate verifies"]).is_some(),
+        "{out}"
+    );
+}
