@@ -1,6 +1,7 @@
 //! What the commands do: `serve` (load the keys, build the transformer and
 //! the proxy, run until a signal), `decrypt` (one message through the
-//! transform) and `demo`. `main` only parses the command line, starts
+//! transform), `demo`, and the operator's tools `check` and `keys`
+//! ([`check`](mod@check)). `main` only parses the command line, starts
 //! logging and calls these; their errors say which side caused them.
 
 use std::io::{Read, Write};
@@ -12,6 +13,11 @@ use crate::config::{Config, ConfigError};
 use crate::keys::{Keyring, PassphraseSource};
 use crate::message::Transformer;
 use crate::proxy::{Context, Error, Proxy};
+
+mod check;
+mod probe;
+
+pub use check::{check, keys};
 
 /// The configuration for `serve`: the `--config` file with the flags on
 /// top, validated (before logging starts: the file names the log format).

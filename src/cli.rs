@@ -25,13 +25,56 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the proxy in front of a real POP3 server.
+    #[command(after_help = SERVE_EXAMPLE)]
     Serve(ServeArgs),
     /// Start a built-in demo server and the proxy in front of it, fetch the
     /// demo mailbox once, then keep serving for a real mail client.
+    #[command(after_help = DEMO_EXAMPLE)]
     Demo(DemoArgs),
     /// Run the message transform on one .eml file (what a client would get
     /// on RETR): the message on stdout, the verdict headers on stderr.
+    #[command(after_help = DECRYPT_EXAMPLE)]
     Decrypt(DecryptArgs),
+    /// Check the configuration, every key and certificate, and the TLS
+    /// connection to the upstream server; exit status 0 only if all of it
+    /// is usable.
+    #[command(after_help = CHECK_EXAMPLE)]
+    Check(CheckArgs),
+    /// List the loaded keys and certificates: fingerprint or issuer and
+    /// serial, emails, algorithms, capabilities, expiry, source file.
+    #[command(after_help = KEYS_EXAMPLE)]
+    Keys(KeysArgs),
+}
+
+const SERVE_EXAMPLE: &str = "Example:\n  popcrypt serve --config /etc/popcrypt/popcrypt.toml\n  popcrypt serve --upstream pop.example.org:995 --keys ~/.config/popcrypt/keys";
+const DEMO_EXAMPLE: &str = "Example:\n  popcrypt demo --once";
+const DECRYPT_EXAMPLE: &str =
+    "Example:\n  popcrypt decrypt --keys ~/.config/popcrypt/keys message.eml > clear.eml";
+const CHECK_EXAMPLE: &str = "Example:\n  popcrypt check --config /etc/popcrypt/popcrypt.toml\n\nExit status: 0 when everything is usable, 1 when a key, certificate or the\nupstream connection has a problem (each is listed with what to do), 2 when\nthe configuration itself is invalid.";
+const KEYS_EXAMPLE: &str = "Example:\n  popcrypt keys --keys ~/.config/popcrypt/keys\n  popcrypt keys --config /etc/popcrypt/popcrypt.toml\n\nOnly public parts are shown; key material and passphrases never are.";
+
+/// `popcrypt check`: the same settings `serve` takes.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub settings: ServeArgs,
+}
+
+/// `popcrypt keys`: a keys directory, directly or through a configuration.
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// TOML configuration file: list the keys of its accounts.
+    #[arg(long, conflicts_with = "keys")]
+    pub config: Option<PathBuf>,
+    /// Keys directory (openpgp/, smime/, trust/).
+    #[arg(long)]
+    pub keys: Option<PathBuf>,
+    /// File whose first line is the passphrase for protected secret keys.
+    #[arg(long)]
+    pub keys_passphrase_file: Option<PathBuf>,
+    /// Environment variable holding that passphrase.
+    #[arg(long)]
+    pub keys_passphrase_env: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -66,5 +66,13 @@ fn main() -> ExitCode {
             init_logging(format, quiet);
             runtime.block_on(app::demo(args))
         }
+        Command::Check(args) => {
+            init_logging(format, quiet);
+            runtime.block_on(app::check(args))
+        }
+        Command::Keys(args) => {
+            init_logging(format, quiet);
+            app::keys(args)
+        }
     }
 }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use secrecy::ExposeSecret;
 use sequoia_openpgp::crypto::Password;
 
+pub mod inventory;
 pub mod openpgp;
 pub(crate) mod ossl;
 pub mod passphrase;

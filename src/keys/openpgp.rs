@@ -134,3 +134,8 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
         source: e,
     })
 }
+
+/// The files of `openpgp/` [`PgpKeys::add_dir`] reads (for the inventory).
+pub(crate) fn key_files(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
+    files_in(dir)
+}

@@ -493,6 +493,42 @@ fn load_pkcs12(
     Ok(())
 }
 
+/// What one file of `smime/` holds, unpaired: certificates, private keys,
+/// and certificate + key pairs (PKCS#12). For the key inventory, which
+/// reports each file on its own instead of stopping at the first error.
+pub(crate) type FileParts = (Vec<X509>, Vec<PKey<Private>>, Vec<(X509, PKey<Private>)>);
+
+/// Read one file of `smime/` the way [`SmimeKeys::load`] does.
+pub(crate) fn file_parts(
+    path: &Path,
+    passphrase: Option<&str>,
+) -> Result<FileParts, SmimeKeyError> {
+    let mut loose = Loose::default();
+    load_own_file(path, passphrase, &mut loose)?;
+    let certs = loose.certs.into_iter().map(|(_, c)| c).collect();
+    let keys = loose.keys.into_iter().map(|(_, k)| k).collect();
+    Ok((certs, keys, loose.identities))
+}
+
+/// The files of `smime/` (or `trust/`) [`SmimeKeys::load`] reads.
+pub(crate) fn key_files(dir: &Path) -> Result<Vec<PathBuf>, SmimeKeyError> {
+    files_in(dir)
+}
+
+/// The certificates of one `trust/` file, read as [`SmimeKeys::load`] reads them.
+pub(crate) fn trust_file_certs(path: &Path) -> Result<Vec<X509>, SmimeKeyError> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let certs = if looks_like_pem(&bytes) {
+        X509::stack_from_pem(&bytes).map_err(|e| parse_err(path, reasons(&e)))?
+    } else {
+        vec![X509::from_der(&bytes).map_err(|e| parse_err(path, reasons(&e)))?]
+    };
+    if certs.is_empty() {
+        return Err(parse_err(path, "no certificate found"));
+    }
+    Ok(certs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
