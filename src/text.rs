@@ -98,6 +98,18 @@ pub fn to_crlf(data: &[u8], lone_cr: LoneCr) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
+/// Whether the header line `line` starts a field whose name begins with
+/// `prefix` (ASCII, any case), after the leading whitespace a lenient
+/// reader trims (Unicode White_Space, as `str::trim` does: a vertical tab,
+/// a form feed, U+2028, …). Used wherever forged `X-Popcrypt-*` fields
+/// are refused, so that every place reads a name the same way.
+pub fn field_name_starts_with(line: &[u8], prefix: &str) -> bool {
+    let text = String::from_utf8_lossy(line);
+    text.trim_start()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +153,25 @@ mod tests {
                     .collect();
                 assert_eq!(joined, data);
             }
+        }
+    }
+
+    #[test]
+    fn field_names_behind_whitespace() {
+        for line in [
+            &b"X-Popcrypt-Signature: x"[..],
+            b"\x0bx-popcrypt-signature: x",
+            b"\x0c X-POPCRYPT-x",
+            "\u{2028}x-popcrypt-a: b".as_bytes(),
+        ] {
+            assert!(field_name_starts_with(line, "x-popcrypt-"), "{line:?}");
+        }
+        for line in [
+            &b"X-Popcrypt"[..],
+            b"Subject: x-popcrypt-",
+            b"\xffx-popcrypt-",
+        ] {
+            assert!(!field_name_starts_with(line, "x-popcrypt-"), "{line:?}");
         }
     }
 

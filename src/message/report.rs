@@ -1,8 +1,6 @@
 //! The two status headers every RETR/TOP answer starts with, and removal of
 //! forged copies that arrived in the mail.
 
-use crate::text::{self, LoneCr};
-
 /// Name of the encryption status header.
 pub const ENCRYPTION: &str = "X-Popcrypt-Encryption";
 /// Name of the signature status header.
@@ -47,7 +45,7 @@ impl Report {
 
 /// Whether a header line starts a field named `X-Popcrypt-*`.
 fn is_status_field(line: &[u8]) -> bool {
-    line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"x-popcrypt-")
+    crate::text::field_name_starts_with(line, "x-popcrypt-")
 }
 
 /// Remove every `X-Popcrypt-*` field (with its folded continuation lines)
@@ -56,21 +54,18 @@ pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
     // Line ends first made CRLF (a lone CR ends a line, as for clients), so
     // a field hidden behind a lone CR is a field here too.
     let block = super::mime::normalize_header_block(header_block);
-    let header_block = &block[..];
-    let mut out = Vec::with_capacity(header_block.len());
-    // A continuation line before any field would fold onto the status
-    // headers popcrypt puts first: drop it with the forged fields.
-    let mut dropping = true;
-    let mut pos = 0;
-    for line in text::lines(header_block, LoneCr::Content) {
-        let whole = &header_block[pos..pos + line.len()];
-        pos += line.len();
-        if !matches!(whole[0], b' ' | b'\t') {
-            dropping = is_status_field(whole);
+    let mut out = Vec::with_capacity(block.len());
+    for (i, f) in super::mime::fields(&block).into_iter().enumerate() {
+        // A continuation line before any field would fold onto the status
+        // headers popcrypt puts first: dropped with the forged fields.
+        let leading_continuation = i == 0 && matches!(f.raw.first(), Some(b' ' | b'\t'));
+        // The name as the field reads unfolded and trimmed, as lenient
+        // readers take it (`\x0bX-Popcrypt-Signature: …` is one), or the
+        // raw line for a field without a colon.
+        if leading_continuation || f.name.starts_with("x-popcrypt-") || is_status_field(f.raw) {
+            continue;
         }
-        if !dropping {
-            out.extend_from_slice(whole);
-        }
+        out.extend_from_slice(f.raw);
     }
     out
 }
@@ -97,6 +92,26 @@ mod tests {
         assert_eq!(
             out,
             b"X-Popcrypt-Encryption: none\r\nX-Popcrypt-Signature: none\r\nFrom: a@b\r\nSubject: hi\r\n\tthere\r\n"
+        );
+    }
+
+    #[test]
+    fn a_field_name_behind_whitespace_is_still_a_status_field() {
+        // Found by tests/proptest_codec.rs: a vertical tab (and other
+        // whitespace a lenient reader trims) before the name.
+        for lead in ["\u{b}", "\u{c}", "\u{2028}"] {
+            let block =
+                format!("{lead}x-popcrypt-signature: openpgp; good; signer=alice\r\nA: b\r\n");
+            assert_eq!(
+                strip_status_headers(block.as_bytes()),
+                b"A: b\r\n",
+                "{lead:?}"
+            );
+        }
+        // A colon-less line with the prefix is dropped with its folds.
+        assert_eq!(
+            strip_status_headers(b"X-Popcrypt-Signature\r\n : good\r\nA: b\r\n"),
+            b"A: b\r\n"
         );
     }
 

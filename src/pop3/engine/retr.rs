@@ -235,8 +235,7 @@ impl Engine {
             .filter(|t| !t.is_empty() && t[0] != b' ' && t[0] != b'\t')
             .last()
             .unwrap_or(b"");
-        let dropping =
-            last_field.len() >= 11 && last_field[..11].eq_ignore_ascii_case(b"x-popcrypt-");
+        let dropping = text::field_name_starts_with(last_field, "x-popcrypt-");
         rx.state = MsgState::Streaming {
             in_headers: true,
             dropping,
@@ -438,7 +437,7 @@ impl Engine {
                 return;
             }
         } else {
-            *dropping = c.len() >= 11 && c[..11].eq_ignore_ascii_case(b"x-popcrypt-");
+            *dropping = text::field_name_starts_with(c, "x-popcrypt-");
             if *dropping {
                 return;
             }
