@@ -86,10 +86,7 @@ fn serve_transformer(config: &Config) -> Result<Transformer, Error> {
 /// Run the transform on one file, as a client would get it on RETR: the
 /// message to standard output (or `--output`), the verdicts to stderr.
 pub fn decrypt(args: &DecryptArgs) -> Result<(), Error> {
-    let pass = PassphraseSource {
-        file: args.keys_passphrase_file.clone(),
-        env: args.keys_passphrase_env.clone(),
-    };
+    let pass = args.passphrase.source();
     warn_about_key_permissions(args.keys.as_deref(), &pass);
     let ring = match &args.keys {
         Some(dir) => Keyring::load(dir, &pass).map_err(|e| Error::Keys(e.to_string()))?,
@@ -173,8 +170,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let args = DecryptArgs {
             keys: None,
-            keys_passphrase_file: None,
-            keys_passphrase_env: None,
+            passphrase: Default::default(),
             max_message_size: crate::limits::MAX_MESSAGE_SIZE,
             output: None,
             file: dir.path().join("missing.eml"),

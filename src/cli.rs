@@ -69,6 +69,15 @@ pub struct KeysArgs {
     /// Keys directory (openpgp/, smime/, trust/).
     #[arg(long)]
     pub keys: Option<PathBuf>,
+    /// Where the passphrase for protected secret keys comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
+}
+
+/// `--keys-passphrase-file` and `--keys-passphrase-env`, shared by every
+/// command that loads keys (the passphrase itself is never an argument).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PassphraseArgs {
     /// File whose first line is the passphrase for protected secret keys.
     #[arg(long)]
     pub keys_passphrase_file: Option<PathBuf>,
@@ -77,17 +86,24 @@ pub struct KeysArgs {
     pub keys_passphrase_env: Option<String>,
 }
 
+impl PassphraseArgs {
+    /// The passphrase source these flags name.
+    pub fn source(&self) -> crate::keys::PassphraseSource {
+        crate::keys::PassphraseSource {
+            file: self.keys_passphrase_file.clone(),
+            env: self.keys_passphrase_env.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
     /// Keys directory (openpgp/, smime/, trust/).
     #[arg(long)]
     pub keys: Option<PathBuf>,
-    /// File whose first line is the passphrase for protected secret keys.
-    #[arg(long)]
-    pub keys_passphrase_file: Option<PathBuf>,
-    /// Environment variable holding that passphrase.
-    #[arg(long)]
-    pub keys_passphrase_env: Option<String>,
+    /// Where the passphrase for protected secret keys comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
     /// Largest plaintext produced, in octets.
     #[arg(long, default_value_t = crate::limits::MAX_MESSAGE_SIZE)]
     pub max_message_size: usize,
@@ -131,12 +147,9 @@ pub struct ServeArgs {
     /// Keys directory (openpgp/, smime/, trust/).
     #[arg(long)]
     pub keys: Option<PathBuf>,
-    /// File whose first line is the passphrase for protected secret keys.
-    #[arg(long)]
-    pub keys_passphrase_file: Option<PathBuf>,
-    /// Environment variable holding that passphrase.
-    #[arg(long)]
-    pub keys_passphrase_env: Option<String>,
+    /// Where the passphrase for protected secret keys comes from.
+    #[command(flatten)]
+    pub passphrase: PassphraseArgs,
     /// Also trust the system CA store for S/MIME signatures.
     #[arg(long)]
     pub smime_system_roots: bool,
@@ -192,10 +205,10 @@ impl ServeArgs {
         if let Some(v) = &self.keys {
             f.keys = Some(v.clone());
         }
-        if let Some(v) = &self.keys_passphrase_file {
+        if let Some(v) = &self.passphrase.keys_passphrase_file {
             f.keys_passphrase_file = Some(v.clone());
         }
-        if let Some(v) = &self.keys_passphrase_env {
+        if let Some(v) = &self.passphrase.keys_passphrase_env {
             f.keys_passphrase_env = Some(v.clone());
         }
         if self.smime_system_roots {

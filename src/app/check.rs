@@ -200,10 +200,7 @@ async fn check_upstream(account: &Account<'_>, report: &mut Report) {
 
 /// `popcrypt keys`: the inventory of each account, or of one directory.
 pub fn keys(args: &KeysArgs) -> ExitCode {
-    let pass = PassphraseSource {
-        file: args.keys_passphrase_file.clone(),
-        env: args.keys_passphrase_env.clone(),
-    };
+    let pass = args.passphrase.source();
     let config;
     let listed: Vec<(String, PathBuf, PassphraseSource)> = if let Some(path) = &args.config {
         config = match Config::load(Some(path), |mut f| {

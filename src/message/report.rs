@@ -60,9 +60,11 @@ pub fn strip_status_headers(header_block: &[u8]) -> Vec<u8> {
         // headers popcrypt puts first: dropped with the forged fields.
         let leading_continuation = i == 0 && matches!(f.raw.first(), Some(b' ' | b'\t'));
         // The name as the field reads unfolded and trimmed, as lenient
-        // readers take it (`\x0bX-Popcrypt-Signature: …` is one), or the
-        // raw line for a field without a colon.
-        if leading_continuation || f.name.starts_with("x-popcrypt-") || is_status_field(f.raw) {
+        // readers take it (`\x0bX-Popcrypt-Signature: …` is one), or, for a
+        // field without a colon (no name), its raw line.
+        let status =
+            f.name.starts_with("x-popcrypt-") || (f.name.is_empty() && is_status_field(f.raw));
+        if leading_continuation || status {
             continue;
         }
         out.extend_from_slice(f.raw);

@@ -84,6 +84,25 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// The files of a key directory, or a finding that it cannot be read.
+    fn listed<E: std::fmt::Display>(
+        &mut self,
+        dir: &Path,
+        files: Result<Vec<std::path::PathBuf>, E>,
+    ) -> Option<Vec<std::path::PathBuf>> {
+        match files {
+            Ok(f) => Some(f),
+            Err(e) => {
+                self.finding(
+                    dir,
+                    e.to_string(),
+                    "make the directory readable by popcrypt's user",
+                );
+                None
+            }
+        }
+    }
+
     fn finding(&mut self, source: &Path, problem: impl Into<String>, fix: impl Into<String>) {
         self.findings.push(Finding {
             source: source.to_owned(),
@@ -175,18 +194,8 @@ fn now_secs() -> i64 {
 
 /// `YYYY-MM-DD` for seconds since the epoch (UTC, proleptic Gregorian).
 pub fn date_string(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let d = mail_parser::DateTime::from_timestamp(secs);
+    format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
 }
 
 /// A file's path relative to the keys directory (`smime/me.p12`), or as

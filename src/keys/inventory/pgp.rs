@@ -18,16 +18,8 @@ use super::{Ctx, Inventory, Item, ItemKind};
 
 /// Every file of `dir`, as [`crate::keys::PgpKeys::add_dir`] reads them.
 pub(super) fn inspect_dir(dir: &Path, ctx: &Ctx<'_>, inv: &mut Inventory) {
-    let files = match super::super::openpgp::key_files(dir) {
-        Ok(f) => f,
-        Err(e) => {
-            inv.finding(
-                dir,
-                e.to_string(),
-                "make the directory readable by popcrypt's user",
-            );
-            return;
-        }
+    let Some(files) = inv.listed(dir, super::super::openpgp::key_files(dir)) else {
+        return;
     };
     let password = ctx.passphrase.map(Password::from);
     for path in files {

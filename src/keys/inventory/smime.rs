@@ -23,16 +23,8 @@ const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29
 /// Every file of `smime/`, then the pairing of keys and certificates as
 /// [`crate::keys::SmimeKeys::load`] does it.
 pub(super) fn inspect_own(dir: &Path, ctx: &Ctx<'_>, inv: &mut Inventory) {
-    let files = match key_files(dir) {
-        Ok(f) => f,
-        Err(e) => {
-            inv.finding(
-                dir,
-                e.to_string(),
-                "make the directory readable by popcrypt's user",
-            );
-            return;
-        }
+    let Some(files) = inv.listed(dir, key_files(dir)) else {
+        return;
     };
     let mut certs: Vec<(PathBuf, X509)> = Vec::new();
     let mut keys: Vec<(PathBuf, PKey<Private>)> = Vec::new();
@@ -111,16 +103,8 @@ fn file_error(path: &Path, e: SmimeKeyError, ctx: &Ctx<'_>, inv: &mut Inventory)
 
 /// Every certificate of `trust/`: an anchor must be a CA and be valid.
 pub(super) fn inspect_trust(dir: &Path, inv: &mut Inventory) {
-    let files = match key_files(dir) {
-        Ok(f) => f,
-        Err(e) => {
-            inv.finding(
-                dir,
-                e.to_string(),
-                "make the directory readable by popcrypt's user",
-            );
-            return;
-        }
+    let Some(files) = inv.listed(dir, key_files(dir)) else {
+        return;
     };
     for path in files {
         let certs = match trust_file_certs(&path) {
